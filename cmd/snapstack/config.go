@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/ecs"
+)
+
+// fileConfig is the optional JSON configuration file (--config). Flags
+// given on the command line win over it.
+type fileConfig struct {
+	Listen               string       `json:"listen"`
+	NBDListen            string       `json:"nbd_listen"`
+	Data                 string       `json:"data"`
+	Admin                bool         `json:"admin"`
+	Regions              []ecs.Region `json:"regions"`
+	DefaultRegion        string       `json:"default_region"`
+	SnapshotQuotaPerDisk int          `json:"snapshot_quota_per_disk"`
+	RequireInUseDisk     bool         `json:"require_in_use_disk"`
+	TransitionDelay      string       `json:"transition_delay"`
+	RetentionInterval    string       `json:"retention_interval"`
+}
+
+type serveConfig struct {
+	listen, nbdListen, data string
+	admin                   bool
+	ecs                     ecs.Config
+	retentionEvery          time.Duration
+}
+
+// regionFlags collects --region ID=ZONE,ZONE flags.
+type regionFlags []ecs.Region
+
+func (r *regionFlags) String() string { return fmt.Sprint(*r) }
+
+func (r *regionFlags) Set(v string) error {
+	id, zones, ok := strings.Cut(v, "=")
+	if !ok || id == "" || zones == "" {
+		return fmt.Errorf("want ID=ZONE[,ZONE...], got %q", v)
+	}
+	*r = append(*r, ecs.Region{ID: id, LocalName: id, Zones: strings.Split(zones, ","), IDCode: regionCode(id)})
+	return nil
+}
+
+// regionCode is the short code of a region in resource IDs.
+func regionCode(id string) string {
+	known := map[string]string{"cn-hangzhou": "bp", "cn-shanghai": "uf", "cn-beijing": "2ze", "cn-shenzhen": "wz",
+		"cn-qingdao": "m5e", "cn-zhangjiakou": "8vb", "cn-hongkong": "j6c", "ap-southeast-1": "t4n", "us-west-1": "rj9",
+		"us-east-1": "0xi", "eu-central-1": "gw8"}
+	if c, ok := known[id]; ok {
+		return c
+	}
+	parts := strings.Split(id, "-")
+	code := ""
+	for _, p := range parts {
+		if p != "" {
+			code += p[:1]
+		}
+	}
+	return code
+}
+
+func parseServeFlags(args []string) (*serveConfig, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:9090", "API listen address")
+	nbd := fs.String("nbd-listen", "127.0.0.1:10809", "NBD listen address")
+	data := fs.String("data", "./snapstack-data", "data directory")
+	admin := fs.Bool("admin", false, "enable the admin actions (state injection)")
+	cfgFile := fs.String("config", "", "JSON configuration file")
+	quota := fs.Int("snapshot-quota", 0, "manual snapshots per disk (256; 64 is the older behaviour)")
+	delay := fs.Duration("transition-delay", 0, "duration of instance and disk transitions (default 2s)")
+	var regions regionFlags
+	fs.Var(&regions, "region", "serve region ID with zones: ID=ZONE,ZONE (repeatable; replaces the default region)")
+	defRegion := fs.String("default-region", "", "region of requests that name none")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c := &serveConfig{ecs: ecs.DefaultConfig(), retentionEvery: time.Minute}
+	if *cfgFile != "" {
+		raw, err := os.ReadFile(*cfgFile)
+		if err != nil {
+			return nil, err
+		}
+		var fc fileConfig
+		if err := json.Unmarshal(raw, &fc); err != nil {
+			return nil, fmt.Errorf("config %s: %w", *cfgFile, err)
+		}
+		if err := fc.apply(c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", *cfgFile, err)
+		}
+	}
+	pick := func(name string, flagVal, cur string) string {
+		if set[name] || cur == "" {
+			return flagVal
+		}
+		return cur
+	}
+	c.listen, c.nbdListen, c.data = pick("listen", *listen, c.listen), pick("nbd-listen", *nbd, c.nbdListen), pick("data", *data, c.data)
+	if set["admin"] {
+		c.admin = *admin
+	}
+	if set["snapshot-quota"] {
+		c.ecs.SnapshotQuotaPerDisk = *quota
+	}
+	if set["transition-delay"] {
+		c.ecs.TransitionDelay = *delay
+	}
+	if len(regions) > 0 {
+		c.ecs.Regions = regions
+		c.ecs.DefaultRegion = regions[0].ID
+	}
+	if *defRegion != "" {
+		c.ecs.DefaultRegion = *defRegion
+	}
+	return c, nil
+}
+
+func (fc *fileConfig) apply(c *serveConfig) error {
+	c.listen, c.nbdListen, c.data, c.admin = fc.Listen, fc.NBDListen, fc.Data, fc.Admin
+	if len(fc.Regions) > 0 {
+		for i := range fc.Regions {
+			if fc.Regions[i].IDCode == "" {
+				fc.Regions[i].IDCode = regionCode(fc.Regions[i].ID)
+			}
+		}
+		c.ecs.Regions = fc.Regions
+		c.ecs.DefaultRegion = fc.Regions[0].ID
+	}
+	if fc.DefaultRegion != "" {
+		c.ecs.DefaultRegion = fc.DefaultRegion
+	}
+	if fc.SnapshotQuotaPerDisk > 0 {
+		c.ecs.SnapshotQuotaPerDisk = fc.SnapshotQuotaPerDisk
+	}
+	c.ecs.RequireInUseDisk = fc.RequireInUseDisk
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{fc.TransitionDelay, &c.ecs.TransitionDelay}, {fc.RetentionInterval, &c.retentionEvery}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil {
+			return err
+		}
+		*d.dst = v
+	}
+	return nil
+}

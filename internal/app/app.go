@@ -1,0 +1,214 @@
+// Package app wires snapstack together: metadata store, engine, product
+// services and the HTTP edge. cmd/snapstack and the end-to-end tests use
+// it; nothing else imports it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/api"
+	"github.com/snapstack/snapstack/internal/clock"
+	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/engine"
+	"github.com/snapstack/snapstack/internal/iam"
+	"github.com/snapstack/snapstack/internal/meta/sqlstore"
+)
+
+// Config is everything Start needs.
+type Config struct {
+	Listen            string // API address, e.g. 127.0.0.1:9090 (":0" style picks a free port)
+	DataDir           string
+	Admin             bool // serve the admin actions
+	ECS               ecs.Config
+	API               api.Options
+	RetentionInterval time.Duration
+	// AccessKeyID/AccessKeySecret of the root account; when empty the key
+	// stored in the data directory is used, or a new one is made.
+	AccessKeyID     string
+	AccessKeySecret string
+	Clock           clock.Clock
+	Log             *slog.Logger
+	// Announce receives the one-time message with a newly created key.
+	Announce io.Writer
+}
+
+// RootKey is the root account's AccessKey.
+type RootKey struct {
+	AccessKeyID     string `json:"access_key_id"`
+	AccessKeySecret string `json:"access_key_secret"`
+}
+
+// App is a running snapstack.
+type App struct {
+	Addr    string // the API listen address
+	Key     RootKey
+	Service *ecs.Service
+
+	srv    *http.Server
+	store  *sqlstore.Store
+	engine *engine.Null
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
+}
+
+// KeyFile is the name of the root key file in the data directory.
+const KeyFile = "root-key.json"
+
+// Start opens the data directory and serves the API until Close.
+func Start(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = time.Minute
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "meta.db"))
+	if err != nil {
+		return nil, err
+	}
+	a := &App{store: store, engine: engine.NewNull(), errc: make(chan error, 1)}
+	fail := func(err error) (*App, error) {
+		a.engine.Close()
+		store.Close()
+		return nil, err
+	}
+	svc, err := ecs.New(store, a.engine, cfg.Clock, cfg.ECS, cfg.Log)
+	if err != nil {
+		return fail(err)
+	}
+	a.Service = svc
+	key, created, err := rootKey(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := svc.EnsureRootAccount(ctx, key.AccessKeyID, key.AccessKeySecret); err != nil {
+		return fail(fmt.Errorf("root account: %w", err))
+	}
+	a.Key = key
+	if created && cfg.Announce != nil {
+		fmt.Fprintf(cfg.Announce, "snapstack: created the root AccessKey (shown once; also stored in %s):\n  AccessKeyId:     %s\n  AccessKeySecret: %s\n",
+			filepath.Join(cfg.DataDir, KeyFile), key.AccessKeyID, key.AccessKeySecret)
+	}
+	if err := svc.Resume(ctx); err != nil {
+		return fail(fmt.Errorf("resume snapshots: %w", err))
+	}
+	keys := iam.New(store)
+	h := api.New(keys, func(err error) bool { return errors.Is(err, iam.ErrUnknownKey) }, cfg.Clock, cfg.Log, cfg.API)
+	h.Register(api.ECSVersion, api.ECSActions(svc))
+	if cfg.Admin {
+		h.Register(api.AdminVersion, api.AdminActions(svc))
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(err)
+	}
+	a.Addr = ln.Addr().String()
+	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	bg, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Add(2)
+	go func() {
+		defer a.wg.Done()
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.errc <- err
+		}
+	}()
+	go func() {
+		defer a.wg.Done()
+		svc.RunRetention(bg, cfg.RetentionInterval)
+	}()
+	cfg.Log.Info("snapstack serving", "listen", a.Addr, "data", cfg.DataDir, "admin", cfg.Admin)
+	return a, nil
+}
+
+// Err reports a fatal serving error.
+func (a *App) Err() <-chan error { return a.errc }
+
+// Close stops serving (letting requests in flight finish), waits for
+// background work and closes the store.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	a.cancel()
+	a.wg.Wait()
+	return errors.Join(err, a.engine.Close(), a.store.Close())
+}
+
+// rootKey picks the root key: configuration (environment), else the key
+// file, else a new random key written to the key file (created = true).
+func rootKey(cfg Config) (key RootKey, created bool, err error) {
+	if cfg.AccessKeyID != "" || cfg.AccessKeySecret != "" {
+		if cfg.AccessKeyID == "" || cfg.AccessKeySecret == "" {
+			return key, false, errors.New("both SNAPSTACK_ACCESS_KEY_ID and SNAPSTACK_ACCESS_KEY_SECRET must be set")
+		}
+		return RootKey{cfg.AccessKeyID, cfg.AccessKeySecret}, false, nil
+	}
+	path := filepath.Join(cfg.DataDir, KeyFile)
+	if raw, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(raw, &key); err != nil || key.AccessKeyID == "" {
+			return key, false, fmt.Errorf("%s is damaged", path)
+		}
+		return key, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return key, false, err
+	}
+	key = RootKey{AccessKeyID: "LTAI" + randHex(10), AccessKeySecret: randHex(15)}
+	raw, _ := json.MarshalIndent(key, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return key, false, err
+	}
+	if err := syncFile(tmp); err != nil {
+		return key, false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return key, false, err
+	}
+	return key, true, nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ReadKeyFile reads the root key stored in a data directory.
+func ReadKeyFile(dataDir string) (RootKey, error) {
+	var k RootKey
+	raw, err := os.ReadFile(filepath.Join(dataDir, KeyFile))
+	if err != nil {
+		return k, err
+	}
+	return k, json.Unmarshal(raw, &k)
+}

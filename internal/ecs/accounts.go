@@ -1,0 +1,59 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+
+	"github.com/snapstack/snapstack/internal/meta"
+)
+
+// EnsureRootAccount creates the root account with its default resource
+// group and the given AccessKey if they do not exist yet. It returns the
+// account ID. An existing key with the same ID keeps its account; its
+// secret is replaced by the given one (the environment wins).
+func (s *Service) EnsureRootAccount(ctx context.Context, keyID, secret string) (string, error) {
+	var accountID string
+	err := s.store.Update(ctx, func(tx meta.Tx) error {
+		now := s.clock.Now()
+		k, err := tx.GetAccessKey(keyID)
+		switch {
+		case err == nil:
+			accountID = k.AccountID
+			if k.Secret != secret {
+				k.Secret = secret
+				return tx.PutAccessKey(k)
+			}
+			return nil
+		case !errors.Is(err, meta.ErrNotFound):
+			return err
+		}
+		accs, err := tx.ListAccounts()
+		if err != nil {
+			return err
+		}
+		if len(accs) > 0 {
+			accountID = accs[0].ID
+		} else {
+			accountID = newAccountID()
+			if err := tx.PutAccount(&meta.Account{ID: accountID, Name: "root", CreatedAt: now}); err != nil {
+				return err
+			}
+			rg := &meta.ResourceGroup{ID: newID("rg", "acfm"), AccountID: accountID, Name: "default", Default: true, CreatedAt: now}
+			if err := tx.PutResourceGroup(rg); err != nil {
+				return err
+			}
+		}
+		return tx.PutAccessKey(&meta.AccessKey{ID: keyID, Secret: secret, AccountID: accountID, CreatedAt: now})
+	})
+	return accountID, err
+}
+
+// newAccountID returns a 16-digit account UID like Alibaba's.
+func newAccountID() string {
+	id := newID("x", "")
+	out := []byte("1")
+	for _, c := range id[2:17] {
+		out = append(out, byte('0'+int(c)%10))
+	}
+	return string(out)
+}

@@ -1,0 +1,278 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+
+	"github.com/snapstack/snapstack/internal/apierr"
+	"github.com/snapstack/snapstack/internal/meta"
+	"github.com/snapstack/snapstack/internal/param"
+)
+
+// CreateDiskResponse is the CreateDisk reply.
+type CreateDiskResponse struct {
+	param.Response
+	DiskId  string
+	OrderId string
+}
+
+// CreateDisk creates a pay-as-you-go data disk in a zone, empty or from
+// a snapshot (the disk is then at least as large as the snapshot).
+func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any, error) {
+	reg, err := s.region(p, "")
+	if err != nil {
+		return nil, err
+	}
+	zone := p.String("ZoneId")
+	if p.String("InstanceId") != "" {
+		if zone != "" {
+			return nil, apierr.ZoneIDInstanceConflict
+		}
+		return nil, apierr.InvalidParameter("InstanceId", "Subscription disks attached at creation are not supported; create the disk in a zone and call AttachDisk.")
+	}
+	if zone == "" {
+		return nil, apierr.MissingParameter("ZoneId")
+	}
+	if !contains(reg.Zones, zone) {
+		return nil, apierr.InvalidZoneNotFound
+	}
+	category := p.First("DiskCategory")
+	if category == "" {
+		category = "cloud"
+	}
+	if _, ok := cloudCategories[category]; !ok || localCategories[category] {
+		return nil, apierr.InvalidDiskCategory
+	}
+	name, desc := p.String("DiskName"), p.String("Description")
+	if name != "" && !validName(name, true) {
+		return nil, apierr.InvalidDiskName
+	}
+	if !validDescription(desc) {
+		return nil, apierr.InvalidDescription
+	}
+	size, hasSize, err := p.Int("Size", apierr.InvalidDiskSize)
+	if err != nil {
+		return nil, err
+	}
+	snapID := p.String("SnapshotId")
+	if !hasSize && snapID == "" {
+		return nil, apierr.MissingParameter("Size")
+	}
+	if hasSize && !diskSizeOK(category, int(size)) {
+		return nil, apierr.InvalidDiskSize
+	}
+	tags, err := parseTags(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := dryRun(p); err != nil {
+		return nil, err
+	}
+	resp := &CreateDiskResponse{}
+	var restoreFrom string
+	err = s.store.Update(ctx, func(tx meta.Tx) error {
+		rg, err := s.resourceGroup(tx, c, p.String("ResourceGroupId"))
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		d := &meta.Disk{ID: newID("d", reg.IDCode), AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone, Name: name,
+			Description: desc, Category: category, PerformanceLevel: perfLevel(diskSpec{category: category, perfLevel: p.String("PerformanceLevel")}),
+			Type: "data", SizeGiB: int(size), ResourceGroupID: rg, Status: DiskCreating, TargetStatus: DiskAvailable,
+			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, CreatedAt: now, Tags: tags}
+		if snapID != "" {
+			snap, err := tx.GetSnapshot(c.AccountID, snapID)
+			if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != reg.ID) {
+				return apierr.SnapshotNotFound
+			}
+			if err != nil {
+				return err
+			}
+			if snap.Status != SnapAccomplished && !snap.InstantAccess {
+				return apierr.SnapshotNotReady
+			}
+			if d.SizeGiB < snap.DiskSizeGiB {
+				d.SizeGiB = snap.DiskSizeGiB
+			}
+			d.SourceSnapshotID = snap.ID
+			if snap.Usage == "image" {
+				snap.Usage = "image_disk"
+			} else if snap.Usage == "" || snap.Usage == "none" {
+				snap.Usage = "disk"
+			}
+			if err := tx.PutSnapshot(snap); err != nil {
+				return err
+			}
+			restoreFrom = snap.ID
+		}
+		resp.DiskId = d.ID
+		return tx.PutDisk(d)
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if restoreFrom != "" {
+		if err := s.engine.RestoreDisk(ctx, resp.DiskId, restoreFrom); err != nil {
+			return nil, apierr.Internal(err)
+		}
+	}
+	return resp, nil
+}
+
+// AttachDisk attaches an Available data disk to an instance in its zone.
+func (s *Service) AttachDisk(ctx context.Context, c Caller, p param.Values) (any, error) {
+	diskID, err := p.Required("DiskId")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.Required("InstanceId"); err != nil {
+		return nil, err
+	}
+	dwi, hasDWI, err := p.Bool("DeleteWithInstance", apierr.InvalidParameter("DeleteWithInstance", ""))
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, func(tx meta.Tx) error {
+		inst, err := s.instanceAction(tx, c, p)
+		if err != nil {
+			return err
+		}
+		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		if err != nil {
+			return err
+		}
+		if d.RegionID != inst.RegionID {
+			return apierr.DiskNotFound
+		}
+		if inst.SecurityLocked {
+			return apierr.InstanceLockedForSecurity
+		}
+		if d.InArrears {
+			return apierr.DiskInArrears
+		}
+		if d.InstanceID != "" {
+			return apierr.New("InvalidDisk.InUse", 404, "The specified disk is in use.")
+		}
+		if d.Status != DiskAvailable {
+			return apierr.IncorrectDiskStatus
+		}
+		if d.ZoneID != inst.ZoneID {
+			return apierr.ResourcesNotInSameZone
+		}
+		if inst.Status != InstanceRunning && inst.Status != InstanceStopped {
+			return apierr.IncorrectInstanceStatus
+		}
+		attached, n, err := tx.ListDisks(meta.DiskFilter{AccountID: c.AccountID, InstanceID: inst.ID})
+		if err != nil {
+			return err
+		}
+		if n > maxDataDisks {
+			return apierr.InstanceDiskLimit
+		}
+		used := map[string]bool{}
+		for _, a := range attached {
+			used[a.Device] = true
+		}
+		dev := ""
+		for i := 1; i <= maxDataDisks+1; i++ {
+			if !used[deviceName(i)] {
+				dev = deviceName(i)
+				break
+			}
+		}
+		now := s.clock.Now()
+		d.InstanceID, d.Device, d.EverAttached, d.AttachedAt = inst.ID, dev, true, now
+		d.Status, d.TargetStatus, d.SettleAt = DiskAttaching, DiskInUse, s.transition(now)
+		if hasDWI {
+			d.DeleteWithInstance = dwi
+		}
+		if inst.Status == InstanceRunning {
+			d.Used = true
+		}
+		return tx.PutDisk(d)
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return &param.Response{}, nil
+}
+
+// DetachDisk detaches a disk from the instance it is attached to.
+func (s *Service) DetachDisk(ctx context.Context, c Caller, p param.Values) (any, error) {
+	diskID, err := p.Required("DiskId")
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, func(tx meta.Tx) error {
+		inst, err := s.instanceAction(tx, c, p)
+		if err != nil {
+			return err
+		}
+		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		if err != nil {
+			return err
+		}
+		if inst.SecurityLocked {
+			return apierr.InstanceLockedForSecurity
+		}
+		if d.InstanceID == "" {
+			return apierr.DiskAlreadyDetached
+		}
+		if d.InstanceID != inst.ID {
+			return apierr.DependencyViolation
+		}
+		if d.Status != DiskInUse {
+			return apierr.IncorrectDiskStatus
+		}
+		if d.Type == "system" && inst.Status != InstanceStopped {
+			return apierr.InstanceIncorrectStatus
+		}
+		if inst.Status != InstanceRunning && inst.Status != InstanceStopped {
+			return apierr.InstanceIncorrectStatus
+		}
+		now := s.clock.Now()
+		d.InstanceID, d.Device, d.DetachedAt = "", "", now
+		d.Status, d.TargetStatus, d.SettleAt = DiskDetaching, DiskAvailable, s.transition(now)
+		if d.Type == "system" {
+			d.Portable = true
+		}
+		return tx.PutDisk(d)
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return &param.Response{}, nil
+}
+
+// DeleteDisk releases an Available disk. Its manual snapshots are kept.
+func (s *Service) DeleteDisk(ctx context.Context, c Caller, p param.Values) (any, error) {
+	diskID, err := p.Required("DiskId")
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, func(tx meta.Tx) error {
+		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		if err != nil {
+			return err
+		}
+		if !sameRegion(p, d.RegionID) {
+			return apierr.DiskNotFound
+		}
+		if d.InstanceID != "" {
+			return apierr.DiskStillAttached
+		}
+		if d.Status != DiskAvailable {
+			return apierr.IncorrectDiskStatus
+		}
+		if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, DiskID: d.ID, Status: SnapProgressing}); err != nil {
+			return err
+		} else if n > 0 {
+			return apierr.DiskDeletingCreatingSnap
+		}
+		return tx.DeleteDisk(c.AccountID, d.ID)
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return &param.Response{}, nil
+}

@@ -1,0 +1,128 @@
+package ecs
+
+import (
+	"errors"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/apierr"
+	"github.com/snapstack/snapstack/internal/meta"
+)
+
+// Instance and disk states.
+const (
+	InstancePending  = "Pending"
+	InstanceStarting = "Starting"
+	InstanceRunning  = "Running"
+	InstanceStopping = "Stopping"
+	InstanceStopped  = "Stopped"
+
+	DiskCreating  = "Creating"
+	DiskAvailable = "Available"
+	DiskAttaching = "Attaching"
+	DiskInUse     = "In_use"
+	DiskDetaching = "Detaching"
+	DiskReIniting = "ReIniting"
+
+	SnapProgressing  = "progressing"
+	SnapAccomplished = "accomplished"
+	SnapFailed       = "failed"
+)
+
+// Transitions are stored as (Status, TargetStatus, SettleAt) and settled
+// lazily by whoever reads the record: crash-safe, and exact under a fake
+// clock.
+
+func (s *Service) transition(now time.Time) time.Time { return now.Add(s.cfg.TransitionDelay) }
+
+// settleInstance moves inst to its target state when due and reports
+// whether it changed.
+func settleInstance(inst *meta.Instance, now time.Time) bool {
+	if inst.TargetStatus == "" || inst.SettleAt.After(now) {
+		return false
+	}
+	inst.Status = inst.TargetStatus
+	if inst.Status == InstanceRunning {
+		inst.EverStarted = true
+		inst.StartedAt = inst.SettleAt
+	}
+	inst.TargetStatus, inst.SettleAt = "", time.Time{}
+	return true
+}
+
+func settleDisk(d *meta.Disk, now time.Time) bool {
+	if d.TargetStatus == "" || d.SettleAt.After(now) {
+		return false
+	}
+	d.Status = d.TargetStatus
+	d.TargetStatus, d.SettleAt = "", time.Time{}
+	return true
+}
+
+// loadInstance reads an instance, settled as of now. In a write
+// transaction the settled state is stored, and disks attached to an
+// instance that reached Running are marked used.
+func (s *Service) loadInstance(tx meta.Tx, accountID, id string, write bool) (*meta.Instance, error) {
+	inst, err := tx.GetInstance(accountID, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, apierr.InstanceNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	if settleInstance(inst, now) && write {
+		if err := tx.PutInstance(inst); err != nil {
+			return nil, err
+		}
+		if inst.Status == InstanceRunning {
+			if err := s.markDisksUsed(tx, inst); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return inst, nil
+}
+
+func (s *Service) markDisksUsed(tx meta.Tx, inst *meta.Instance) error {
+	disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: inst.AccountID, InstanceID: inst.ID})
+	if err != nil {
+		return err
+	}
+	for _, d := range disks {
+		settleDisk(d, s.clock.Now())
+		if !d.Used {
+			d.Used = true
+			if err := tx.PutDisk(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// loadDisk reads a disk settled as of now (stored when write).
+func (s *Service) loadDisk(tx meta.Tx, accountID, id string, write bool) (*meta.Disk, error) {
+	d, err := tx.GetDisk(accountID, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, apierr.DiskNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if settleDisk(d, s.clock.Now()) && write {
+		if err := tx.PutDisk(d); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// diskUsed reports whether a disk has been used: attached to an instance
+// while that instance ran. The instance may have reached Running since the
+// disk record was last written, so it is checked too.
+func diskUsed(d *meta.Disk, inst *meta.Instance) bool {
+	if d.Used {
+		return true
+	}
+	return inst != nil && d.InstanceID == inst.ID && inst.Status == InstanceRunning && d.Status == DiskInUse
+}

@@ -1,0 +1,360 @@
+// Package metatest is the conformance suite of meta.Store: every metadata
+// backend runs Run with a constructor of fresh, empty stores.
+package metatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/meta"
+)
+
+// Run runs the suite; newStore returns an empty store, closed by the suite.
+func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, meta.Store)
+	}{
+		{"AccountsAndKeys", testAccounts},
+		{"NotFound", testNotFound},
+		{"RollbackOnError", testRollback},
+		{"InstanceTransitionsAndFilters", testInstances},
+		{"DiskFilters", testDisks},
+		{"SnapshotFiltersAndPaging", testSnapshots},
+		{"SnapshotExpiry", testExpiry},
+		{"Tokens", testTokens},
+		{"Nonces", testNonces},
+		{"SerialisedUpdates", testSerialised},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			defer s.Close()
+			tc.fn(t, s)
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+
+func update(t *testing.T, s meta.Store, fn func(meta.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+func view(t *testing.T, s meta.Store, fn func(meta.Tx) error) {
+	t.Helper()
+	if err := s.View(context.Background(), fn); err != nil {
+		t.Fatalf("view: %v", err)
+	}
+}
+
+func testAccounts(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		if err := tx.PutAccount(&meta.Account{ID: "acc1", Name: "root", CreatedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.PutAccessKey(&meta.AccessKey{ID: "AK1", Secret: "sec", AccountID: "acc1", CreatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.PutResourceGroup(&meta.ResourceGroup{ID: "rg-1", AccountID: "acc1", Name: "default", Default: true, CreatedAt: t0})
+	})
+	view(t, s, func(tx meta.Tx) error {
+		k, err := tx.GetAccessKey("AK1")
+		if err != nil {
+			return err
+		}
+		if k.Secret != "sec" || k.AccountID != "acc1" || !k.CreatedAt.Equal(t0) {
+			t.Errorf("access key = %+v", k)
+		}
+		g, err := tx.DefaultResourceGroup("acc1")
+		if err != nil {
+			return err
+		}
+		if g.ID != "rg-1" {
+			t.Errorf("default group = %s", g.ID)
+		}
+		accs, err := tx.ListAccounts()
+		if err != nil {
+			return err
+		}
+		if len(accs) != 1 || accs[0].Name != "root" {
+			t.Errorf("accounts = %+v", accs)
+		}
+		return nil
+	})
+}
+
+func testNotFound(t *testing.T, s meta.Store) {
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.GetDisk("acc1", "d-none"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("GetDisk missing: %v", err)
+		}
+		if _, err := tx.GetAccessKey("nope"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("GetAccessKey missing: %v", err)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		if err := tx.PutDisk(&meta.Disk{ID: "d-1", AccountID: "acc1", RegionID: "r", CreatedAt: t0}); err != nil {
+			return err
+		}
+		// Another account does not see it.
+		if _, err := tx.GetDisk("acc2", "d-1"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("GetDisk other account: %v", err)
+		}
+		if err := tx.DeleteDisk("acc2", "d-1"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("DeleteDisk other account: %v", err)
+		}
+		return nil
+	})
+}
+
+func testRollback(t *testing.T, s meta.Store) {
+	boom := errors.New("boom")
+	err := s.Update(context.Background(), func(tx meta.Tx) error {
+		if err := tx.PutAccount(&meta.Account{ID: "gone"}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v, want the fn error", err)
+	}
+	view(t, s, func(tx meta.Tx) error {
+		if _, err := tx.GetAccount("gone"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("rolled back account is visible: %v", err)
+		}
+		return nil
+	})
+}
+
+func testInstances(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for i, st := range []string{"Running", "Stopped", "Starting"} {
+			in := &meta.Instance{ID: fmt.Sprintf("i-%d", i), AccountID: "acc1", RegionID: "cn-hangzhou", ZoneID: "z", Status: st,
+				CreatedAt: t0.Add(time.Duration(i) * time.Minute), Tags: []meta.Tag{{Key: "env", Value: st}}}
+			if st == "Starting" {
+				in.TargetStatus, in.SettleAt = "Running", t0.Add(time.Hour)
+			}
+			if err := tx.PutInstance(in); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		_, n, err := tx.ListInstances(meta.InstanceFilter{AccountID: "acc1", Status: "Running", Now: t0})
+		if err != nil {
+			return err
+		}
+		if n != 1 {
+			t.Errorf("Running before settle: %d, want 1", n)
+		}
+		_, n, _ = tx.ListInstances(meta.InstanceFilter{AccountID: "acc1", Status: "Running", Now: t0.Add(2 * time.Hour)})
+		if n != 2 {
+			t.Errorf("Running after settle: %d, want 2", n)
+		}
+		got, n, _ := tx.ListInstances(meta.InstanceFilter{AccountID: "acc1", Tags: []meta.TagFilter{{Key: "env", Value: "Stopped", HasValue: true}}})
+		if n != 1 || got[0].ID != "i-1" {
+			t.Errorf("tag filter: %d", n)
+		}
+		got, _, _ = tx.ListInstances(meta.InstanceFilter{AccountID: "acc1"})
+		if len(got) != 3 || got[0].ID != "i-2" {
+			t.Errorf("order: newest first expected, got %d items", len(got))
+		}
+		return nil
+	})
+}
+
+func testDisks(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for i := 0; i < 4; i++ {
+			d := &meta.Disk{ID: fmt.Sprintf("d-%d", i), AccountID: "acc1", RegionID: "cn-hangzhou", ZoneID: "z", Type: "data",
+				Category: "cloud_essd", Status: "Available", SizeGiB: 20, CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+			if i%2 == 0 {
+				d.InstanceID, d.Status, d.Type = "i-1", "In_use", "system"
+			}
+			if err := tx.PutDisk(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		got, n, err := tx.ListDisks(meta.DiskFilter{AccountID: "acc1", InstanceID: "i-1"})
+		if err != nil {
+			return err
+		}
+		if n != 2 || len(got) != 2 || got[0].SizeGiB != 20 {
+			t.Errorf("by instance: n=%d", n)
+		}
+		_, n, _ = tx.ListDisks(meta.DiskFilter{AccountID: "acc1", IDs: []string{}})
+		if n != 0 {
+			t.Errorf("empty ID list matched %d", n)
+		}
+		_, n, _ = tx.ListDisks(meta.DiskFilter{AccountID: "acc1", IDs: []string{"d-1", "d-3", "d-9"}, Status: "Available", Now: t0})
+		if n != 2 {
+			t.Errorf("ids+status matched %d, want 2", n)
+		}
+		return nil
+	})
+}
+
+func testSnapshots(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for i := 0; i < 25; i++ {
+			sn := &meta.Snapshot{ID: fmt.Sprintf("s-%02d", i), AccountID: "acc1", RegionID: "cn-hangzhou", DiskID: "d-1",
+				Status: "accomplished", Type: "user", DiskType: "data", Category: "standard", Usage: "none",
+				CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
+			if i%5 == 0 {
+				sn.Status, sn.DiskID = "progressing", "d-2"
+				sn.Tags = []meta.Tag{{Key: "k", Value: "v"}}
+			}
+			if err := tx.PutSnapshot(sn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		got, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", Page: meta.Page{Offset: 10, Limit: 10}})
+		if err != nil {
+			return err
+		}
+		if n != 25 || len(got) != 10 || got[0].ID != "s-14" {
+			t.Errorf("page 2: total %d len %d first %v", n, len(got), got)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", DiskID: "d-2", Status: "progressing"})
+		if n != 5 {
+			t.Errorf("disk+status: %d, want 5", n)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", Tags: []meta.TagFilter{{Key: "k"}}})
+		if n != 5 {
+			t.Errorf("tag key: %d, want 5", n)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", CreatedAfter: t0.Add(20 * time.Minute)})
+		if n != 5 {
+			t.Errorf("created after: %d, want 5", n)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc2"})
+		if n != 0 {
+			t.Errorf("other account sees %d", n)
+		}
+		return nil
+	})
+	update(t, s, func(tx meta.Tx) error {
+		if err := tx.DeleteSnapshot("acc1", "s-00"); err != nil {
+			return err
+		}
+		_, n, _ := tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", Tags: []meta.TagFilter{{Key: "k", Value: "v", HasValue: true}}})
+		if n != 4 {
+			t.Errorf("tags of deleted snapshot still match: %d", n)
+		}
+		return nil
+	})
+}
+
+func testExpiry(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for i, exp := range []time.Time{{}, t0.Add(time.Hour), t0.Add(48 * time.Hour)} {
+			if err := tx.PutSnapshot(&meta.Snapshot{ID: fmt.Sprintf("s-%d", i), AccountID: "a", ExpiresAt: exp, CreatedAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		got, err := tx.ExpiredSnapshots(t0.Add(2*time.Hour), 10)
+		if err != nil {
+			return err
+		}
+		if len(got) != 1 || got[0].ID != "s-1" {
+			t.Errorf("expired = %v", got)
+		}
+		return nil
+	})
+}
+
+func testTokens(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		return tx.PutToken(&meta.IdempotencyToken{AccountID: "a", Action: "CreateSnapshot", Token: "t1", ParamsHash: "h", CreatedAt: t0})
+	})
+	update(t, s, func(tx meta.Tx) error {
+		tok, err := tx.GetToken("a", "CreateSnapshot", "t1")
+		if err != nil {
+			return err
+		}
+		tok.ResultID = "s-1"
+		return tx.PutToken(tok)
+	})
+	view(t, s, func(tx meta.Tx) error {
+		tok, err := tx.GetToken("a", "CreateSnapshot", "t1")
+		if err != nil || tok.ResultID != "s-1" || tok.ParamsHash != "h" {
+			t.Errorf("token = %+v, %v", tok, err)
+		}
+		if _, err := tx.GetToken("a", "CreateDisk", "t1"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("token is per action: %v", err)
+		}
+		return nil
+	})
+}
+
+func testNonces(t *testing.T, s meta.Store) {
+	use := func(n string, now time.Time) bool {
+		var fresh bool
+		update(t, s, func(tx meta.Tx) (err error) {
+			fresh, err = tx.UseNonce("AK", n, now, now.Add(15*time.Minute))
+			return err
+		})
+		return fresh
+	}
+	if !use("n1", t0) {
+		t.Error("first use is not fresh")
+	}
+	if use("n1", t0.Add(time.Minute)) {
+		t.Error("replay accepted")
+	}
+	if !use("n1", t0.Add(16*time.Minute)) {
+		t.Error("expired nonce not reusable")
+	}
+}
+
+// testSerialised: many concurrent read-check-write transactions on one
+// counter lose no update, the property CreateSnapshot relies on.
+func testSerialised(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error { return tx.PutDisk(&meta.Disk{ID: "d-c", AccountID: "a", CreatedAt: t0}) })
+	var wg sync.WaitGroup
+	const n = 20
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Update(context.Background(), func(tx meta.Tx) error {
+				d, err := tx.GetDisk("a", "d-c")
+				if err != nil {
+					return err
+				}
+				d.SizeGiB++
+				return tx.PutDisk(d)
+			})
+			if err != nil {
+				t.Errorf("update: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	view(t, s, func(tx meta.Tx) error {
+		d, err := tx.GetDisk("a", "d-c")
+		if err == nil && d.SizeGiB != n {
+			t.Errorf("counter = %d, want %d", d.SizeGiB, n)
+		}
+		return err
+	})
+}

@@ -1,0 +1,167 @@
+package meta
+
+import "time"
+
+// Instance is an ECS instance. Status is the stored status; while a
+// transition is under way TargetStatus and SettleAt say where it goes and
+// when it gets there (the service settles it lazily, so a restart loses
+// nothing and tests move time with a fake clock).
+type Instance struct {
+	ID              string
+	AccountID       string
+	RegionID        string
+	ZoneID          string
+	Name            string
+	Description     string
+	HostName        string
+	ImageID         string
+	InstanceType    string
+	ResourceGroupID string
+	Status          string
+	TargetStatus    string
+	SettleAt        time.Time
+	StoppedMode     string
+	EverStarted     bool
+	SecurityLocked  bool
+	CreatedAt       time.Time
+	StartedAt       time.Time
+	Tags            []Tag
+}
+
+// InstanceFilter selects instances of one account and region.
+type InstanceFilter struct {
+	AccountID       string
+	RegionID        string
+	IDs             []string // nil: no filter; empty: nothing matches
+	ZoneID          string
+	Status          string    // effective status, transitions settled as of Now
+	Now             time.Time // resolves transitions for the Status filter
+	Name            string
+	ResourceGroupID string
+	Tags            []TagFilter
+	Page
+}
+
+// Disk is a block device (ECS cloud disk).
+type Disk struct {
+	ID                 string
+	AccountID          string
+	RegionID           string
+	ZoneID             string
+	Name               string
+	Description        string
+	Category           string
+	PerformanceLevel   string
+	Type               string // system | data
+	SizeGiB            int
+	ResourceGroupID    string
+	Status             string
+	TargetStatus       string
+	SettleAt           time.Time
+	InstanceID         string
+	Device             string
+	Portable           bool
+	DeleteWithInstance bool
+	DeleteAutoSnapshot bool
+	EverAttached       bool // attached to an instance at least once
+	Used               bool // attached to an instance while it ran
+	SourceSnapshotID   string
+	ImageID            string
+	Encrypted          bool
+	KMSKeyID           string
+	CreatedAt          time.Time
+	AttachedAt         time.Time
+	DetachedAt         time.Time
+	// States a client cannot provoke; set by the admin interface.
+	InArrears     bool
+	Transferring  bool
+	Expired       bool
+	DeviceInvalid bool
+	SnapshotFail  bool // the next snapshot attempt fails (CreateSnapshot.Failed)
+	SnapshotHold  bool // snapshot uploads of this disk stay in progress until cleared
+	SnapshotStall bool // CreateSnapshot on this disk waits before the seal until cleared
+	Tags          []Tag
+}
+
+// DiskFilter selects disks of one account and region.
+type DiskFilter struct {
+	AccountID       string
+	RegionID        string
+	IDs             []string
+	ZoneID          string
+	InstanceID      string
+	Type            string
+	Category        string
+	Status          string    // effective status, transitions settled as of Now
+	Now             time.Time // resolves transitions for the Status filter
+	Name            string
+	SnapshotID      string
+	ResourceGroupID string
+	Tags            []TagFilter
+	Page
+}
+
+// Snapshot is a point-in-time copy of one disk.
+type Snapshot struct {
+	ID                         string
+	AccountID                  string
+	RegionID                   string
+	Name                       string
+	Description                string
+	DiskID                     string
+	DiskType                   string // system | data
+	DiskCategory               string
+	DiskSizeGiB                int
+	InstanceID                 string // instance the disk was attached to when taken
+	Status                     string // progressing | accomplished | failed
+	ProgressDone               int64
+	ProgressTotal              int64
+	RetentionDays              int
+	ExpiresAt                  time.Time // zero: kept until deleted
+	InstantAccess              bool
+	InstantAccessRetentionDays int
+	Category                   string // standard | flash
+	Type                       string // user | auto
+	Usage                      string // none | disk | image | image_disk
+	ResourceGroupID            string
+	Encrypted                  bool
+	KMSKeyID                   string
+	FailReason                 string
+	EngineDone                 bool // the engine finished; completion waits for a hold
+	CreatedAt                  time.Time
+	ModifiedAt                 time.Time
+	Tags                       []Tag
+}
+
+// SnapshotFilter selects snapshots of one account (and region, when set).
+type SnapshotFilter struct {
+	AccountID       string
+	RegionID        string
+	IDs             []string
+	DiskID          string
+	InstanceID      string
+	Name            string
+	Status          string
+	Type            string
+	DiskType        string
+	Category        string
+	Usage           string
+	ResourceGroupID string
+	Encrypted       *bool
+	CreatedAfter    time.Time
+	CreatedBefore   time.Time
+	Tags            []TagFilter
+	Page
+}
+
+// IdempotencyToken remembers a ClientToken: the request it came with and
+// the resource it produced. ResultID is empty while the request is still
+// being processed.
+type IdempotencyToken struct {
+	AccountID  string
+	Action     string
+	Token      string
+	ParamsHash string
+	ResultID   string
+	CreatedAt  time.Time
+}

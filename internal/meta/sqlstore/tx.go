@@ -1,0 +1,193 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/meta"
+)
+
+type tx struct {
+	ctx context.Context
+	t   *sql.Tx
+}
+
+var _ meta.Tx = (*tx)(nil)
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (x *tx) exec(q string, args ...any) error {
+	_, err := x.t.ExecContext(x.ctx, q, args...)
+	return err
+}
+
+// getJSON reads one `data` column into out.
+func (x *tx) getJSON(out any, q string, args ...any) error {
+	var data string
+	err := x.t.QueryRowContext(x.ctx, q, args...).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return meta.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(data), out)
+}
+
+// listJSON reads `data` rows, decoding each with newItem.
+func listJSON[T any](x *tx, q string, args ...any) ([]*T, error) {
+	rows, err := x.t.QueryContext(x.ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		var data string
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
+		}
+		v := new(T)
+		if err := json.Unmarshal([]byte(data), v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// upsert writes a row: cols[0] must be the primary key "id".
+func (x *tx) upsert(table string, cols []string, vals []any, record any) error {
+	data, err := json.Marshal(record)
+	if err != nil {
+		return err
+	}
+	cols = append(cols, "data")
+	vals = append(vals, string(data))
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(cols)), ",")
+	var set []string
+	for _, c := range cols[1:] {
+		set = append(set, c+" = excluded."+c)
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (id) DO UPDATE SET %s",
+		table, strings.Join(cols, ", "), ph, strings.Join(set, ", "))
+	return x.exec(q, vals...)
+}
+
+func (x *tx) setTags(resourceID string, tags []meta.Tag) error {
+	if err := x.exec(`DELETE FROM tags WHERE resource_id = ?`, resourceID); err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if err := x.exec(`INSERT INTO tags (resource_id, tag_key, tag_value) VALUES (?, ?, ?)`, resourceID, t.Key, t.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *tx) deleteRow(table, accountID, id string) error {
+	res, err := x.t.ExecContext(x.ctx, "DELETE FROM "+table+" WHERE id = ? AND account_id = ?", id, accountID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return meta.ErrNotFound
+	}
+	return x.exec(`DELETE FROM tags WHERE resource_id = ?`, id)
+}
+
+// where builds a conjunction of conditions.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) eq(col, v string) {
+	if v != "" {
+		w.add(col+" = ?", v)
+	}
+}
+
+func (w *where) in(col string, ids []string) {
+	if ids == nil {
+		return
+	}
+	if len(ids) == 0 {
+		w.add("1 = 0")
+		return
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	w.add(col+" IN ("+ph+")", args...)
+}
+
+func (w *where) tags(idCol string, tags []meta.TagFilter) {
+	for _, t := range tags {
+		if t.HasValue {
+			w.add("EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = "+idCol+" AND t.tag_key = ? AND t.tag_value = ?)", t.Key, t.Value)
+		} else {
+			w.add("EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = "+idCol+" AND t.tag_key = ?)", t.Key)
+		}
+	}
+}
+
+// effectiveStatus compares the status a row has as of now, transitions settled.
+func (w *where) effectiveStatus(status string, now time.Time) {
+	if status != "" {
+		w.add("(CASE WHEN settle_at > 0 AND settle_at <= ? THEN target_status ELSE status END) = ?", nanos(now), status)
+	}
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// page runs a count and a paged select of `data` over table with w.
+func page[T any](x *tx, table string, w *where, p meta.Page) ([]*T, int, error) {
+	var total int
+	if err := x.t.QueryRowContext(x.ctx, "SELECT COUNT(*) FROM "+table+w.sql(), w.args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	q := "SELECT data FROM " + table + w.sql() + " ORDER BY created_at DESC, id DESC"
+	args := append([]any{}, w.args...)
+	if p.Limit > 0 {
+		q += " LIMIT ? OFFSET ?"
+		args = append(args, p.Limit, p.Offset)
+	}
+	items, err := listJSON[T](x, q, args...)
+	return items, total, err
+}
+
+func jsonString(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}

@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	ecs4 "github.com/alibabacloud-go/ecs-20140526/v4/client"
+	"github.com/alibabacloud-go/tea/tea"
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+	legacy "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+)
+
+// waitAccomplished polls DescribeSnapshots until the snapshot is done.
+func (e *env) waitAccomplished(id string) legacy.Snapshot {
+	e.t.Helper()
+	c := e.legacyClient()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req := legacy.CreateDescribeSnapshotsRequest()
+		e.point(req)
+		req.SnapshotIds = `["` + id + `"]`
+		resp, err := c.DescribeSnapshots(req)
+		if err != nil {
+			e.t.Fatalf("DescribeSnapshots: %v", err)
+		}
+		if len(resp.Snapshots.Snapshot) != 1 {
+			e.t.Fatalf("DescribeSnapshots %s: %d results", id, len(resp.Snapshots.Snapshot))
+		}
+		s := resp.Snapshots.Snapshot[0]
+		if s.Status == "accomplished" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("snapshot %s still %s", id, s.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestLegacySDKLifecycle(t *testing.T) {
+	e := start(t, "")
+	inst, _, data := e.runInstance()
+	c := e.legacyClient()
+
+	req := legacy.CreateCreateSnapshotRequest()
+	e.point(req)
+	req.DiskId = data
+	req.SnapshotName = "nightly-1"
+	req.Description = "before the upgrade"
+	req.RetentionDays = "7"
+	req.Tag = &[]legacy.CreateSnapshotTag{{Key: "env", Value: "dev"}}
+	resp, err := c.CreateSnapshot(req)
+	if err != nil {
+		t.Fatalf("CreateSnapshot: %v", err)
+	}
+	if resp.SnapshotId == "" || resp.RequestId == "" {
+		t.Fatalf("CreateSnapshot response %+v", resp)
+	}
+	s := e.waitAccomplished(resp.SnapshotId)
+	if s.Progress != "100%" || s.SourceDiskSize != "20" || s.SourceDiskId != data || s.SnapshotName != "nightly-1" ||
+		s.RetentionDays != 7 || s.SnapshotType != "user" || s.SourceDiskType != "data" || !s.Available {
+		t.Errorf("snapshot = %+v", s)
+	}
+	if len(s.Tags.Tag) != 1 || s.Tags.Tag[0].TagKey != "env" || s.Tags.Tag[0].TagValue != "dev" {
+		t.Errorf("tags = %+v", s.Tags)
+	}
+
+	// Filters: by instance, by disk, by tag, by status.
+	dreq := legacy.CreateDescribeSnapshotsRequest()
+	e.point(dreq)
+	dreq.InstanceId = inst
+	dreq.Status = "accomplished"
+	dreq.Tag = &[]legacy.DescribeSnapshotsTag{{Key: "env", Value: "dev"}}
+	dresp, err := c.DescribeSnapshots(dreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dresp.TotalCount != 1 || dresp.Snapshots.Snapshot[0].SnapshotId != resp.SnapshotId {
+		t.Errorf("filtered DescribeSnapshots: %+v", dresp)
+	}
+
+	// ModifySnapshotAttribute, then DeleteSnapshot.
+	mreq := legacy.CreateModifySnapshotAttributeRequest()
+	e.point(mreq)
+	mreq.SnapshotId = resp.SnapshotId
+	mreq.SnapshotName = "renamed"
+	if _, err := c.ModifySnapshotAttribute(mreq); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitAccomplished(resp.SnapshotId).SnapshotName; got != "renamed" {
+		t.Errorf("name after modify = %q", got)
+	}
+	del := legacy.CreateDeleteSnapshotRequest()
+	e.point(del)
+	del.SnapshotId = resp.SnapshotId
+	if _, err := c.DeleteSnapshot(del); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DeleteSnapshot(del)
+	wantLegacyError(t, err, 404, "InvalidSnapshotId.NotFound")
+}
+
+func TestLegacySDKXML(t *testing.T) {
+	e := start(t, "")
+	_, _, data := e.runInstance()
+	c := e.legacyClient()
+	req := legacy.CreateCreateSnapshotRequest()
+	e.point(req)
+	req.AcceptFormat = "XML"
+	req.DiskId = data
+	resp, err := c.CreateSnapshot(req)
+	if err != nil {
+		t.Fatalf("CreateSnapshot XML: %v", err)
+	}
+	if resp.SnapshotId == "" || resp.RequestId == "" {
+		t.Fatalf("XML response decoded to %+v", resp)
+	}
+	e.waitAccomplished(resp.SnapshotId)
+	dreq := legacy.CreateDescribeSnapshotsRequest()
+	e.point(dreq)
+	dreq.AcceptFormat = "XML"
+	dreq.DiskId = data
+	dresp, err := c.DescribeSnapshots(dreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dresp.Snapshots.Snapshot) != 1 || dresp.Snapshots.Snapshot[0].SnapshotId != resp.SnapshotId || dresp.Snapshots.Snapshot[0].Progress != "100%" {
+		t.Errorf("XML DescribeSnapshots = %+v", dresp.Snapshots)
+	}
+	// Errors are JSON even when XML was asked for.
+	req.DiskId = "d-doesnotexist"
+	_, err = c.CreateSnapshot(req)
+	wantLegacyError(t, err, 404, "InvalidDiskId.NotFound")
+}
+
+func TestTeaSDK(t *testing.T) {
+	for _, alg := range []string{"", "v2", "ACS3-HMAC-SM3"} {
+		t.Run("alg="+alg, func(t *testing.T) {
+			e := start(t, "")
+			_, sys, _ := e.runInstance()
+			c := e.teaClient(alg)
+			resp, err := c.CreateSnapshot(&ecs4.CreateSnapshotRequest{DiskId: tea.String(sys), SnapshotName: tea.String("快照-系统盘"),
+				Tag: []*ecs4.CreateSnapshotRequestTag{{Key: tea.String("team"), Value: tea.String("")}}})
+			if err != nil {
+				t.Fatalf("CreateSnapshot: %v", err)
+			}
+			id := tea.StringValue(resp.Body.SnapshotId)
+			e.waitAccomplished(id)
+			d, err := c.DescribeSnapshots(&ecs4.DescribeSnapshotsRequest{RegionId: tea.String("cn-hangzhou"), SnapshotIds: tea.String(`["` + id + `"]`)})
+			if err != nil {
+				t.Fatalf("DescribeSnapshots: %v", err)
+			}
+			snaps := d.Body.Snapshots.Snapshot
+			if tea.Int32Value(d.Body.TotalCount) != 1 || len(snaps) != 1 {
+				t.Fatalf("DescribeSnapshots: %v", d.Body)
+			}
+			s := snaps[0]
+			if tea.StringValue(s.SnapshotName) != "快照-系统盘" || tea.StringValue(s.SourceDiskSize) != "40" ||
+				tea.StringValue(s.SourceDiskType) != "system" || tea.StringValue(s.Progress) != "100%" ||
+				len(s.Tags.Tag) != 1 || tea.StringValue(s.Tags.Tag[0].TagKey) != "team" {
+				t.Errorf("snapshot = %v", s)
+			}
+			_, err = c.CreateSnapshot(&ecs4.CreateSnapshotRequest{DiskId: tea.String(sys), SnapshotName: tea.String("auto-mine")})
+			wantTeaError(t, err, 400, "InvalidSnapshotName.Malformed")
+		})
+	}
+}
+
+// TestRestart: committed resources survive a restart on the same data
+// directory.
+func TestRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	inst, _, data := e.runInstance()
+	c := e.legacyClient()
+	req := legacy.CreateCreateSnapshotRequest()
+	e.point(req)
+	req.DiskId = data
+	req.ClientToken = "restart-token"
+	resp, err := c.CreateSnapshot(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitAccomplished(resp.SnapshotId)
+	if err := e.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := start(t, dir)
+	c2 := e2.legacyClient()
+	s := e2.waitAccomplished(resp.SnapshotId)
+	if s.SourceDiskId != data {
+		t.Errorf("after restart: %+v", s)
+	}
+	ireq := legacy.CreateDescribeInstancesRequest()
+	e2.point(ireq)
+	ireq.InstanceIds = `["` + inst + `"]`
+	iresp, err := c2.DescribeInstances(ireq)
+	if err != nil || len(iresp.Instances.Instance) != 1 || iresp.Instances.Instance[0].Status != "Running" {
+		t.Fatalf("instance after restart: %v %+v", err, iresp)
+	}
+	// The ClientToken is remembered too.
+	e2.point(req)
+	again, err := c2.CreateSnapshot(req)
+	if err != nil || again.SnapshotId != resp.SnapshotId {
+		t.Errorf("same token after restart: %v, %s want %s", err, again.SnapshotId, resp.SnapshotId)
+	}
+}
+
+func wantLegacyError(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	var se *sdkerrors.ServerError
+	if !errors.As(err, &se) {
+		t.Fatalf("want %d %s, got %v", status, code, err)
+	}
+	if se.HttpStatus() != status || se.ErrorCode() != code || se.RequestId() == "" || se.Message() == "" {
+		t.Errorf("got %d %s (%q), want %d %s", se.HttpStatus(), se.ErrorCode(), se.Message(), status, code)
+	}
+}
+
+func wantTeaError(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	var se *tea.SDKError
+	if !errors.As(err, &se) {
+		t.Fatalf("want %d %s, got %v", status, code, err)
+	}
+	if tea.IntValue(se.StatusCode) != status || tea.StringValue(se.Code) != code {
+		t.Errorf("got %d %s (%s), want %d %s", tea.IntValue(se.StatusCode), tea.StringValue(se.Code), tea.StringValue(se.Message), status, code)
+	}
+}
