@@ -183,7 +183,7 @@ var (
 		"cloud": {5, 2000}, "cloud_efficiency": {20, 32768}, "cloud_ssd": {20, 32768},
 		"cloud_essd": {1, 65536}, "cloud_auto": {1, 65536}, "cloud_essd_entry": {10, 32768},
 		"cloud_regional_disk_auto": {10, 65536},
-		"ephemeral_ssd": {5, 800}, "local_ssd_pro": {5, 8192}, "local_hdd_pro": {5, 8192}, "ephemeral": {5, 8192},
+		"ephemeral_ssd":            {5, 800}, "local_ssd_pro": {5, 8192}, "local_hdd_pro": {5, 8192}, "ephemeral": {5, 8192},
 		"elastic_ephemeral_disk_standard": {64, 8192}, "elastic_ephemeral_disk_premium": {64, 8192},
 	}
 )

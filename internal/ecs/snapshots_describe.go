@@ -179,7 +179,7 @@ func (s *Service) snapshotItem(snap *meta.Snapshot) SnapshotItem {
 		Progress: progressString(snap), CreationTime: timeStr(snap.CreatedAt), LastModifiedTime: timeStr(snap.ModifiedAt),
 		SourceDiskId: snap.DiskID, SourceDiskSize: itoa(snap.DiskSizeGiB), SourceDiskType: snap.DiskType,
 		SourceStorageType: "disk", SnapshotType: snap.Type, Usage: snap.Usage, RetentionDays: snap.RetentionDays,
-		Available: snap.Status == SnapAccomplished || (snap.InstantAccess && snap.Status == SnapProgressing),
+		Available:     snap.Status == SnapAccomplished || (snap.InstantAccess && snap.Status == SnapProgressing),
 		InstantAccess: snap.InstantAccess, InstantAccessRetentionDays: snap.InstantAccessRetentionDays,
 		Category: snap.Category, Encrypted: snap.Encrypted, KMSKeyId: snap.KMSKeyID, RegionId: snap.RegionID,
 		ResourceGroupId: snap.ResourceGroupID, SnapshotSN: "64" + hex.EncodeToString(sn[:6]),
