@@ -265,11 +265,14 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 			return nil, apierr.InstanceLockedForSecurity
 		}
 	}
-	if !diskUsed(d, inst) {
-		return nil, apierr.DiskNeverUsed
-	}
+	// The instance's state comes first: the disks of a Pending instance
+	// have not been used yet, and the table gives Pending as a way to
+	// IncorrectInstanceStatus.
 	if inst != nil && inst.Status != InstanceRunning && inst.Status != InstanceStopped {
 		return nil, apierr.IncorrectInstanceStatus
+	}
+	if !diskUsed(d, inst) {
+		return nil, apierr.DiskNeverUsed
 	}
 	if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, DiskID: d.ID, Status: SnapProgressing}); err != nil {
 		return nil, err
