@@ -1,0 +1,150 @@
+package volume
+
+// clusterSpan is the part of one cluster an I/O touches.
+type clusterSpan struct {
+	c        int64 // cluster index
+	start    int64 // disk offset of the cluster
+	length   int64 // cluster length (the last cluster may be short)
+	from, to int64 // byte range within the cluster
+}
+
+// spans splits [off, off+n) at cluster boundaries.
+func (v *Volume) spans(off, n int64, fn func(s clusterSpan) error) error {
+	for n > 0 {
+		c := off / ClusterSize
+		start := c * ClusterSize
+		length := min(int64(ClusterSize), v.st.Size-start)
+		from := off - start
+		to := min(length, from+n)
+		if err := fn(clusterSpan{c: c, start: start, length: length, from: from, to: to}); err != nil {
+			return err
+		}
+		n -= to - from
+		off += to - from
+	}
+	return nil
+}
+
+func (s clusterSpan) full() bool { return s.from == 0 && s.to == s.length }
+
+// ReadAt reads len(p) bytes at off.
+func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if err := v.check(off, int64(len(p))); err != nil {
+		return 0, err
+	}
+	return len(p), v.readChain(p, off, len(v.layers))
+}
+
+// readChain reads through layers[:top] and the base.
+func (v *Volume) readChain(p []byte, off int64, top int) error {
+	pos := 0
+	return v.spans(off, int64(len(p)), func(s clusterSpan) error {
+		seg := p[pos : pos+int(s.to-s.from)]
+		pos += len(seg)
+		return v.readCluster(seg, s.start+s.from, s.c, top)
+	})
+}
+
+func (v *Volume) readCluster(seg []byte, off, c int64, top int) error {
+	for i := top - 1; i >= 0; i-- {
+		if v.layers[i].has(c) {
+			_, err := v.layers[i].data.ReadAt(seg, off)
+			return err
+		}
+	}
+	if v.base != nil {
+		return v.base.ReadAt(seg, off)
+	}
+	clear(seg)
+	return nil
+}
+
+// WriteAt writes p at off into the head.
+func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if err := v.check(off, int64(len(p))); err != nil {
+		return 0, err
+	}
+	pos := 0
+	err := v.spans(off, int64(len(p)), func(s clusterSpan) error {
+		seg := p[pos : pos+int(s.to-s.from)]
+		pos += len(seg)
+		return v.writeCluster(s, seg)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeCluster writes seg (nil: zeroes) into one cluster of the head,
+// copying the cluster up from below first when the head does not hold it
+// and the write does not cover it.
+func (v *Volume) writeCluster(s clusterSpan, seg []byte) error {
+	head := v.layers[len(v.layers)-1]
+	mu := &v.stripes[s.c%int64(len(v.stripes))]
+	mu.Lock()
+	defer mu.Unlock()
+	if seg == nil {
+		seg = make([]byte, s.to-s.from)
+	}
+	if head.has(s.c) || s.full() {
+		if _, err := head.data.WriteAt(seg, s.start+s.from); err != nil {
+			return err
+		}
+		head.gain(s.c)
+		return nil
+	}
+	buf := make([]byte, s.length)
+	if err := v.readCluster(buf, s.start, s.c, len(v.layers)-1); err != nil {
+		return err
+	}
+	copy(buf[s.from:], seg)
+	if _, err := head.data.WriteAt(buf, s.start); err != nil {
+		return err
+	}
+	head.gain(s.c)
+	return nil
+}
+
+// Flush makes every write acknowledged so far durable.
+func (v *Volume) Flush() error {
+	v.flushMu.Lock()
+	defer v.flushMu.Unlock()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.closed {
+		return ErrClosed
+	}
+	return v.layers[len(v.layers)-1].flush()
+}
+
+// Trim discards [off, off+n): reads return zeroes afterwards.
+func (v *Volume) Trim(off, n int64) error { return v.WriteZeroes(off, n, false) }
+
+// WriteZeroes writes zeroes over [off, off+n). Whole clusters are
+// deallocated in the head (a hole reads as zeroes) unless noHole.
+func (v *Volume) WriteZeroes(off, n int64, noHole bool) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if err := v.check(off, n); err != nil {
+		return err
+	}
+	head := v.layers[len(v.layers)-1]
+	return v.spans(off, n, func(s clusterSpan) error {
+		if !s.full() || noHole {
+			return v.writeCluster(s, nil)
+		}
+		mu := &v.stripes[s.c%int64(len(v.stripes))]
+		mu.Lock()
+		defer mu.Unlock()
+		if err := head.punch(s.start, s.length); err != nil {
+			return err
+		}
+		head.gain(s.c)
+		return nil
+	})
+}

@@ -1,0 +1,195 @@
+package volume
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// ClusterSize is the copy-on-write unit.
+const ClusterSize = 64 << 10
+
+const recordSize = 16
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// layer is one level of the chain: a sparse data file and the set of
+// clusters it holds.
+type layer struct {
+	name string // file name stem; for sealed layers, the snapshot ID
+	data *os.File
+	log  *os.File // map log (appended by Flush)
+	bits []uint64 // clusters held, read and set atomically
+
+	mu    sync.Mutex // guards dirty
+	dirty []uint64   // clusters gained since the last Flush
+	count atomic.Int64
+}
+
+func nwords(clusters int64) int { return int((clusters + 63) / 64) }
+
+// createLayer makes an empty layer of size bytes in dir.
+func createLayer(dir, name string, size int64) (*layer, error) {
+	data, err := os.OpenFile(filepath.Join(dir, name+".data"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := data.Truncate(size); err != nil {
+		data.Close()
+		return nil, err
+	}
+	log, err := os.OpenFile(filepath.Join(dir, name+".map"), os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		data.Close()
+		return nil, err
+	}
+	l := &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}
+	if err := l.sync(); err != nil {
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// openLayer opens an existing layer and replays its map log. A torn or
+// corrupt tail (a Flush that never returned) is cut off.
+func openLayer(dir, name string, size int64) (*layer, error) {
+	data, err := os.OpenFile(filepath.Join(dir, name+".data"), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	log, err := os.OpenFile(filepath.Join(dir, name+".map"), os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		data.Close()
+		return nil, err
+	}
+	l := &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}
+	raw, err := io.ReadAll(log)
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	good := 0
+	for off := 0; off+recordSize <= len(raw); off += recordSize {
+		rec := raw[off : off+recordSize]
+		c := binary.LittleEndian.Uint64(rec)
+		if crc32.Checksum(rec[:8], castagnoli) != binary.LittleEndian.Uint32(rec[8:]) || int64(c) >= clusters(size) {
+			break
+		}
+		if !l.has(int64(c)) {
+			l.set(int64(c))
+		}
+		good = off + recordSize
+	}
+	if good != len(raw) {
+		if err := log.Truncate(int64(good)); err != nil {
+			l.close()
+			return nil, fmt.Errorf("cut torn map log of %s: %w", name, err)
+		}
+	}
+	return l, nil
+}
+
+func clusters(size int64) int64 { return (size + ClusterSize - 1) / ClusterSize }
+
+func (l *layer) has(c int64) bool {
+	return atomic.LoadUint64(&l.bits[c/64])&(1<<(uint(c)%64)) != 0
+}
+
+func (l *layer) set(c int64) {
+	atomic.OrUint64(&l.bits[c/64], 1<<(uint(c)%64))
+	l.count.Add(1)
+}
+
+// gain marks c as held after its data is written, and remembers it for
+// the next Flush. The caller holds c's stripe lock.
+func (l *layer) gain(c int64) {
+	if l.has(c) {
+		return
+	}
+	l.set(c)
+	l.mu.Lock()
+	l.dirty = append(l.dirty, uint64(c))
+	l.mu.Unlock()
+}
+
+// flush makes the data and the map durable: data first, then the log.
+func (l *layer) flush() error {
+	if err := l.data.Sync(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	dirty := l.dirty
+	l.dirty = nil
+	l.mu.Unlock()
+	if len(dirty) == 0 {
+		return nil
+	}
+	buf := make([]byte, recordSize*len(dirty))
+	for i, c := range dirty {
+		rec := buf[i*recordSize : (i+1)*recordSize]
+		binary.LittleEndian.PutUint64(rec, c)
+		binary.LittleEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], castagnoli))
+	}
+	if _, err := l.log.Write(buf); err != nil {
+		l.requeue(dirty)
+		return err
+	}
+	if err := l.log.Sync(); err != nil {
+		l.requeue(dirty)
+		return err
+	}
+	return nil
+}
+
+func (l *layer) requeue(dirty []uint64) {
+	l.mu.Lock()
+	l.dirty = append(dirty, l.dirty...)
+	l.mu.Unlock()
+}
+
+func (l *layer) sync() error {
+	return errors.Join(l.data.Sync(), l.log.Sync())
+}
+
+// punch deallocates [off, off+n) of the data file (reads give zeroes).
+func (l *layer) punch(off, n int64) error {
+	const punchHole, keepSize = 0x02, 0x01
+	err := syscall.Fallocate(int(l.data.Fd()), punchHole|keepSize, off, n)
+	if errors.Is(err, syscall.EOPNOTSUPP) {
+		_, err = l.data.WriteAt(make([]byte, n), off)
+	}
+	return err
+}
+
+// held calls fn for every cluster the layer holds, in order.
+func (l *layer) held(fn func(c int64) error) error {
+	for w, word := range l.bits {
+		word = atomic.LoadUint64(&l.bits[w])
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			if err := fn(int64(w)*64 + int64(b)); err != nil {
+				return err
+			}
+			word &^= 1 << uint(b)
+		}
+	}
+	return nil
+}
+
+func (l *layer) close() error {
+	return errors.Join(l.data.Close(), l.log.Close())
+}
+
+func (l *layer) remove(dir string) error {
+	l.close()
+	return errors.Join(os.Remove(filepath.Join(dir, l.name+".data")), os.Remove(filepath.Join(dir, l.name+".map")))
+}

@@ -1,0 +1,302 @@
+package volume
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// memBase is a base held in memory.
+type memBase struct{ data []byte }
+
+func (b *memBase) ReadAt(p []byte, off int64) error { copy(p, b.data[off:]); return nil }
+func (b *memBase) Close() error                     { return nil }
+
+func noBase(string) (Base, error) { return nil, errors.New("no base in this test") }
+
+func newVol(t *testing.T, size int64, opener BaseOpener) *Volume {
+	t.Helper()
+	if opener == nil {
+		opener = noBase
+	}
+	v, err := Create(filepath.Join(t.TempDir(), "vol"), size, opener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
+}
+
+func read(t *testing.T, v *Volume, off, n int64) []byte {
+	t.Helper()
+	p := make([]byte, n)
+	if _, err := v.ReadAt(p, off); err != nil {
+		t.Fatalf("ReadAt(%d, %d): %v", off, n, err)
+	}
+	return p
+}
+
+// model runs random writes, zeroes and seals against a []byte model and
+// checks the volume and every sealed snapshot against it.
+func TestAgainstModel(t *testing.T) {
+	const size = 4 << 20
+	v := newVol(t, size, nil)
+	model := make([]byte, size)
+	snaps := map[string][]byte{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := 0; step < 400; step++ {
+		off := rng.Int64N(size)
+		n := min(rng.Int64N(200<<10)+1, size-off)
+		switch r := rng.IntN(10); {
+		case r < 6:
+			p := make([]byte, n)
+			for i := range p {
+				p[i] = byte(rng.IntN(256))
+			}
+			if _, err := v.WriteAt(p, off); err != nil {
+				t.Fatal(err)
+			}
+			copy(model[off:], p)
+		case r < 8:
+			if err := v.WriteZeroes(off, n, r == 7); err != nil {
+				t.Fatal(err)
+			}
+			clear(model[off : off+n])
+		case r == 8:
+			id := fmt.Sprintf("s-%d", step)
+			if err := v.Seal(id); err != nil {
+				t.Fatal(err)
+			}
+			snaps[id] = bytes.Clone(model)
+		default:
+			if err := v.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := read(t, v, 0, size); !bytes.Equal(got, model) {
+		t.Fatal("volume differs from the model")
+	}
+	for id, want := range snaps {
+		got := make([]byte, size)
+		if err := v.ReadSnapshotAt(id, got, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("snapshot %s differs from the model at its seal", id)
+		}
+	}
+	// Uploading (and so merging) every snapshot in order keeps the content.
+	for step := 0; step < 400; step++ {
+		id := fmt.Sprintf("s-%d", step)
+		if _, ok := snaps[id]; ok {
+			if err := v.MarkUploaded(id); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(t, v, 0, size); !bytes.Equal(got, model) {
+				t.Fatalf("content changed by merging %s", id)
+			}
+		}
+	}
+	if n := len(v.st.Layers); n != 2 {
+		t.Errorf("%d layers after merging every snapshot, want 2", n)
+	}
+}
+
+func TestReopenKeepsFlushedWrites(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vol")
+	v, err := Create(dir, 1<<20, noBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.WriteAt(bytes.Repeat([]byte{7}, 100), 70000)
+	v.Seal("s-1")
+	v.WriteAt(bytes.Repeat([]byte{9}, 10), 70010)
+	if err := v.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	v, err = Open(dir, noBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	want := bytes.Repeat([]byte{7}, 100)
+	copy(want[10:], bytes.Repeat([]byte{9}, 10))
+	if got := read(t, v, 70000, 100); !bytes.Equal(got, want) {
+		t.Errorf("after reopen: %v", got[:20])
+	}
+	snap := make([]byte, 100)
+	v.ReadSnapshotAt("s-1", snap, 70000)
+	if !bytes.Equal(snap, bytes.Repeat([]byte{7}, 100)) {
+		t.Error("sealed snapshot changed by reopen")
+	}
+}
+
+func TestChanged(t *testing.T) {
+	const chunk = 1 << 20
+	v := newVol(t, 8<<20, nil)
+	v.WriteAt([]byte{1}, 0)
+	v.WriteAt([]byte{1}, 3*chunk+5)
+	v.Seal("s-1")
+	ch, err := v.Changed("s-1", chunk)
+	if err != nil || ch.Parent != "" || fmt.Sprint(ch.Chunks) != "[0 3]" {
+		t.Fatalf("first: %+v %v", ch, err)
+	}
+	v.WriteAt([]byte{2}, 5*chunk)
+	v.Seal("s-2")
+	// s-1 not uploaded yet: s-2's changes are relative to what s-1 was
+	// relative to.
+	ch, _ = v.Changed("s-2", chunk)
+	if ch.Parent != "" || fmt.Sprint(ch.Chunks) != "[0 3 5]" {
+		t.Fatalf("before s-1 uploaded: %+v", ch)
+	}
+	v.MarkUploaded("s-1")
+	ch, _ = v.Changed("s-2", chunk)
+	if ch.Parent != "s-1" || fmt.Sprint(ch.Chunks) != "[5]" {
+		t.Fatalf("after s-1 uploaded: %+v", ch)
+	}
+	v.MarkUploaded("s-2")
+	v.WriteAt([]byte{3}, 7*chunk)
+	v.Seal("s-3")
+	ch, _ = v.Changed("s-3", chunk)
+	if ch.Parent != "s-2" || fmt.Sprint(ch.Chunks) != "[7]" {
+		t.Fatalf("after merges: %+v", ch)
+	}
+}
+
+func TestResetAndHydrate(t *testing.T) {
+	const size = 2 << 20
+	baseData := make([]byte, size)
+	for i := range baseData {
+		baseData[i] = byte(i * 7)
+	}
+	opener := func(id string) (Base, error) {
+		if id != "s-base" {
+			return nil, errors.New("unknown")
+		}
+		return &memBase{data: baseData}, nil
+	}
+	v := newVol(t, size, opener)
+	v.WriteAt(bytes.Repeat([]byte{0xff}, 1000), 0)
+	if err := v.Reset("s-base"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, v, 0, size); !bytes.Equal(got, baseData) {
+		t.Fatal("after reset the volume is not the base")
+	}
+	v.WriteAt([]byte{1, 2, 3}, 70000) // copy-up from the base
+	want := bytes.Clone(baseData)
+	copy(want[70000:], []byte{1, 2, 3})
+	calls := 0
+	if err := v.Hydrate(1<<20, []int64{0, 1}, func(int) { calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || v.BaseID() != "" {
+		t.Errorf("hydrate: %d progress calls, base %q", calls, v.BaseID())
+	}
+	if got := read(t, v, 0, size); !bytes.Equal(got, want) {
+		t.Fatal("content changed by hydration")
+	}
+	ch, _ := func() (Changes, error) { v.Seal("s-next"); return v.Changed("s-next", 1<<20) }()
+	if ch.Parent != "s-base" || fmt.Sprint(ch.Chunks) != "[0]" {
+		t.Errorf("changes after restore: %+v", ch)
+	}
+}
+
+func TestBounds(t *testing.T) {
+	v := newVol(t, 1<<20, nil)
+	if _, err := v.WriteAt([]byte{1}, 1<<20); !errors.Is(err, ErrRange) {
+		t.Errorf("write past end: %v", err)
+	}
+	if _, err := v.ReadAt(make([]byte, 2), (1<<20)-1); !errors.Is(err, ErrRange) {
+		t.Errorf("read past end: %v", err)
+	}
+	if err := v.WriteZeroes(-1, 1, false); !errors.Is(err, ErrRange) {
+		t.Errorf("negative offset: %v", err)
+	}
+}
+
+// TestSealUnderWrites: a writer rewrites blocks in order; every snapshot
+// holds a prefix of the write order.
+func TestSealUnderWrites(t *testing.T) {
+	const blocks, bs = 256, 4096
+	v := newVol(t, blocks*bs, nil)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for gen := 1; ; gen++ {
+			for b := 0; b < blocks; b++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v.WriteAt(genBlock(uint32(gen), bs), int64(b*bs))
+			}
+		}
+	}()
+	var ids []string
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("s-%d", i)
+		if err := v.Seal(id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	close(stop)
+	wg.Wait()
+	for _, id := range ids {
+		img := make([]byte, blocks*bs)
+		v.ReadSnapshotAt(id, img, 0)
+		// Generations must be non-increasing along the block order, by at
+		// most one: blocks before the writer's position have gen g, after
+		// it g-1.
+		prev := binary.LittleEndian.Uint32(img)
+		for b := 0; b < blocks; b++ {
+			g := binary.LittleEndian.Uint32(img[b*bs:])
+			if !bytes.Equal(img[b*bs:(b+1)*bs], genBlock(g, bs)) {
+				t.Fatalf("%s: block %d torn", id, b)
+			}
+			if g > prev || (prev-g) > 1 {
+				t.Fatalf("%s: block %d gen %d after %d: not a prefix of the write order", id, b, g, prev)
+			}
+			prev = g
+		}
+	}
+}
+
+// genBlock is a block filled with generation g.
+func genBlock(g uint32, n int) []byte {
+	p := make([]byte, n)
+	for i := 0; i+4 <= n; i += 4 {
+		binary.LittleEndian.PutUint32(p[i:], g)
+	}
+	return p
+}
+
+func BenchmarkSeal4GiB(b *testing.B) { benchSeal(b, 4<<30) }
+func BenchmarkSeal1TiB(b *testing.B) { benchSeal(b, 1<<40) }
+
+func benchSeal(b *testing.B, size int64) {
+	v, err := Create(filepath.Join(b.TempDir(), "vol"), size, noBase)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	p := make([]byte, 4096)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v.WriteAt(p, int64(i%1000)*ClusterSize)
+		if err := v.Seal(fmt.Sprintf("s-%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
