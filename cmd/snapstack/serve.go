@@ -17,7 +17,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	a, err := app.Start(ctx, app.Config{
-		Listen: sc.listen, DataDir: sc.data, Admin: sc.admin, ECS: sc.ecs, API: api.DefaultOptions(),
+		Listen: sc.listen, NBDListen: sc.nbdListen, DataDir: sc.data, Admin: sc.admin, ECS: sc.ecs, API: api.DefaultOptions(),
 		RetentionInterval: sc.retentionEvery, Log: log, Announce: stdout,
 		AccessKeyID: os.Getenv("SNAPSTACK_ACCESS_KEY_ID"), AccessKeySecret: os.Getenv("SNAPSTACK_ACCESS_KEY_SECRET"),
 	})

@@ -20,21 +20,26 @@ import (
 	"time"
 
 	"github.com/snapstack/snapstack/internal/api"
+	"github.com/snapstack/snapstack/internal/blob/local"
 	"github.com/snapstack/snapstack/internal/clock"
 	"github.com/snapstack/snapstack/internal/ecs"
 	"github.com/snapstack/snapstack/internal/engine"
 	"github.com/snapstack/snapstack/internal/iam"
 	"github.com/snapstack/snapstack/internal/meta/sqlstore"
+	"github.com/snapstack/snapstack/internal/nbd"
 )
 
 // Config is everything Start needs.
 type Config struct {
 	Listen            string // API address, e.g. 127.0.0.1:9090 (":0" style picks a free port)
+	NBDListen         string // NBD address, e.g. 127.0.0.1:10809
 	DataDir           string
 	Admin             bool // serve the admin actions
 	ECS               ecs.Config
 	API               api.Options
 	RetentionInterval time.Duration
+	// GCInterval is how often unreferenced chunks are collected.
+	GCInterval time.Duration
 	// AccessKeyID/AccessKeySecret of the root account; when empty the key
 	// stored in the data directory is used, or a new one is made.
 	AccessKeyID     string
@@ -54,12 +59,15 @@ type RootKey struct {
 // App is a running snapstack.
 type App struct {
 	Addr    string // the API listen address
+	NBDAddr string // the NBD listen address
 	Key     RootKey
 	Service *ecs.Service
 
+	Engine *engine.Engine
+
 	srv    *http.Server
+	nbd    *nbd.Server
 	store  *sqlstore.Store
-	engine *engine.Null
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errc   chan error
@@ -79,6 +87,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = time.Minute
 	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = 10 * time.Minute
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -86,13 +97,27 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{store: store, engine: engine.NewNull(), errc: make(chan error, 1)}
-	fail := func(err error) (*App, error) {
-		a.engine.Close()
+	blobs, err := local.New(filepath.Join(cfg.DataDir, "store"))
+	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	svc, err := ecs.New(store, a.engine, cfg.Clock, cfg.ECS, cfg.Log)
+	eng, err := engine.New(filepath.Join(cfg.DataDir, "volumes"), blobs, cfg.Log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a := &App{store: store, Engine: eng, errc: make(chan error, 1)}
+	var listeners []net.Listener
+	fail := func(err error) (*App, error) {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+		eng.Close()
+		store.Close()
+		return nil, err
+	}
+	svc, err := ecs.New(store, eng, cfg.Clock, cfg.ECS, cfg.Log)
 	if err != nil {
 		return fail(err)
 	}
@@ -117,16 +142,27 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	h.Register(api.ECSVersion, api.ECSActions(svc))
 	if cfg.Admin {
 		h.Register(api.AdminVersion, api.AdminActions(svc))
+		h.Register(api.AdminVersion, dataAdmin(eng))
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fail(err)
 	}
-	a.Addr = ln.Addr().String()
+	listeners = append(listeners, ln)
+	if cfg.NBDListen == "" {
+		cfg.NBDListen = "127.0.0.1:0"
+	}
+	nln, err := net.Listen("tcp", cfg.NBDListen)
+	if err != nil {
+		return fail(fmt.Errorf("nbd: %w", err))
+	}
+	a.Addr, a.NBDAddr = ln.Addr().String(), nln.Addr().String()
+	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log)
+	eng.OnOffline(a.nbd.Disconnect)
 	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.wg.Add(2)
+	a.wg.Add(4)
 	go func() {
 		defer a.wg.Done()
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -135,7 +171,17 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}()
 	go func() {
 		defer a.wg.Done()
+		if err := a.nbd.Serve(nln); err != nil {
+			a.errc <- fmt.Errorf("nbd: %w", err)
+		}
+	}()
+	go func() {
+		defer a.wg.Done()
 		svc.RunRetention(bg, cfg.RetentionInterval)
+	}()
+	go func() {
+		defer a.wg.Done()
+		collectLoop(bg, eng, cfg.GCInterval, cfg.Log)
 	}()
 	cfg.Log.Info("snapstack serving", "listen", a.Addr, "data", cfg.DataDir, "admin", cfg.Admin)
 	return a, nil
@@ -150,9 +196,10 @@ func (a *App) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := a.srv.Shutdown(ctx)
+	err = errors.Join(err, a.nbd.Close())
 	a.cancel()
 	a.wg.Wait()
-	return errors.Join(err, a.engine.Close(), a.store.Close())
+	return errors.Join(err, a.Engine.Close(), a.store.Close())
 }
 
 // rootKey picks the root key: configuration (environment), else the key

@@ -68,19 +68,11 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err := dryRun(p); err != nil {
 		return nil, err
 	}
-	resp := &CreateDiskResponse{}
-	var restoreFrom string
-	err = s.store.Update(ctx, func(tx meta.Tx) error {
-		rg, err := s.resourceGroup(tx, c, p.String("ResourceGroupId"))
-		if err != nil {
-			return err
-		}
-		now := s.clock.Now()
-		d := &meta.Disk{ID: newID("d", reg.IDCode), AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone, Name: name,
-			Description: desc, Category: category, PerformanceLevel: perfLevel(diskSpec{category: category, perfLevel: p.String("PerformanceLevel")}),
-			Type: "data", SizeGiB: int(size), ResourceGroupID: rg, Status: DiskCreating, TargetStatus: DiskAvailable,
-			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, CreatedAt: now, Tags: tags}
-		if snapID != "" {
+	// The disk's data is made before its record is committed (restored
+	// from the snapshot when one is given); a failed commit releases it.
+	id := newID("d", reg.IDCode)
+	if snapID != "" {
+		err := s.store.View(ctx, func(tx meta.Tx) error {
 			snap, err := tx.GetSnapshot(c.AccountID, snapID)
 			if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != reg.ID) {
 				return apierr.SnapshotNotFound
@@ -88,11 +80,39 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 			if err != nil {
 				return err
 			}
-			if snap.Status != SnapAccomplished && !snap.InstantAccess {
+			if snap.Status != SnapAccomplished {
 				return apierr.SnapshotNotReady
 			}
-			if d.SizeGiB < snap.DiskSizeGiB {
-				d.SizeGiB = snap.DiskSizeGiB
+			if int(size) < snap.DiskSizeGiB {
+				size = int64(snap.DiskSizeGiB)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, wrap(err)
+		}
+	}
+	if err := s.engine.CreateDisk(ctx, id, size<<30, snapID); err != nil {
+		return nil, apierr.Internal(err)
+	}
+	resp := &CreateDiskResponse{DiskId: id}
+	err = s.store.Update(ctx, func(tx meta.Tx) error {
+		rg, err := s.resourceGroup(tx, c, p.String("ResourceGroupId"))
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		d := &meta.Disk{ID: id, AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone, Name: name,
+			Description: desc, Category: category, PerformanceLevel: perfLevel(diskSpec{category: category, perfLevel: p.String("PerformanceLevel")}),
+			Type: "data", SizeGiB: int(size), ResourceGroupID: rg, Status: DiskCreating, TargetStatus: DiskAvailable,
+			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, CreatedAt: now, Tags: tags}
+		if snapID != "" {
+			snap, err := tx.GetSnapshot(c.AccountID, snapID)
+			if errors.Is(err, meta.ErrNotFound) {
+				return apierr.SnapshotNotFound // deleted meanwhile
+			}
+			if err != nil {
+				return err
 			}
 			d.SourceSnapshotID = snap.ID
 			if snap.Usage == "image" {
@@ -103,18 +123,12 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 			if err := tx.PutSnapshot(snap); err != nil {
 				return err
 			}
-			restoreFrom = snap.ID
 		}
-		resp.DiskId = d.ID
 		return tx.PutDisk(d)
 	})
 	if err != nil {
+		s.releaseDisks(ctx, []string{id})
 		return nil, wrap(err)
-	}
-	if restoreFrom != "" {
-		if err := s.engine.RestoreDisk(ctx, resp.DiskId, restoreFrom); err != nil {
-			return nil, apierr.Internal(err)
-		}
 	}
 	return resp, nil
 }
@@ -241,6 +255,7 @@ func (s *Service) DetachDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err != nil {
 		return nil, wrap(err)
 	}
+	s.engine.DiskOffline(diskID)
 	return &param.Response{}, nil
 }
 
@@ -274,5 +289,6 @@ func (s *Service) DeleteDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err != nil {
 		return nil, wrap(err)
 	}
+	s.releaseDisks(ctx, []string{diskID})
 	return &param.Response{}, nil
 }

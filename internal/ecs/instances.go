@@ -132,6 +132,32 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 	if dry, _, _ := p.Bool("DryRun", apierr.InvalidParameter("DryRun", "")); dry {
 		return nil, apierr.DryRunOperation
 	}
+	// IDs are chosen and the disks' data made before the commit, so that
+	// a committed disk always has its data; a failed commit releases it.
+	type planned struct {
+		id    string
+		disks []string
+	}
+	specs := append([]diskSpec{sys}, data...)
+	plan := make([]planned, amount)
+	var made []string
+	release := func() {
+		for _, id := range made {
+			s.engine.DeleteDisk(context.WithoutCancel(ctx), id)
+		}
+	}
+	for i := range plan {
+		plan[i].id = newID("i", reg.IDCode)
+		for _, spec := range specs {
+			did := newID("d", reg.IDCode)
+			if err := s.engine.CreateDisk(ctx, did, int64(spec.size)<<30, ""); err != nil {
+				release()
+				return nil, apierr.Internal(err)
+			}
+			made = append(made, did)
+			plan[i].disks = append(plan[i].disks, did)
+		}
+	}
 	resp := &RunInstancesResponse{}
 	resp.InstanceIdSets.InstanceIdSet = []string{}
 	err = s.store.Update(ctx, func(tx meta.Tx) error {
@@ -141,8 +167,8 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 			return err
 		}
 		now := s.clock.Now()
-		for i := int64(0); i < amount; i++ {
-			id := newID("i", reg.IDCode)
+		for _, pl := range plan {
+			id := pl.id
 			iname := name
 			if iname == "" {
 				iname = id
@@ -153,13 +179,12 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 			if err := tx.PutInstance(inst); err != nil {
 				return err
 			}
-			specs := append([]diskSpec{sys}, data...)
 			for j, spec := range specs {
 				typ := "data"
 				if j == 0 {
 					typ = "system"
 				}
-				d := &meta.Disk{ID: newID("d", reg.IDCode), AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone,
+				d := &meta.Disk{ID: pl.disks[j], AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone,
 					Name: spec.name, Description: spec.description, Category: spec.category, PerformanceLevel: perfLevel(spec),
 					Type: typ, SizeGiB: spec.size, ResourceGroupID: rg, Status: DiskInUse, InstanceID: id, Device: deviceName(j),
 					Portable: typ == "data", DeleteWithInstance: spec.deleteWithInstance, DeleteAutoSnapshot: true,
@@ -173,6 +198,7 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 		return nil
 	})
 	if err != nil {
+		release()
 		return nil, wrap(err)
 	}
 	return resp, nil
@@ -261,7 +287,7 @@ func (s *Service) StartInstance(ctx context.Context, c Caller, p param.Values) (
 		inst.Status, inst.TargetStatus, inst.SettleAt = InstanceStarting, InstanceRunning, s.transition(s.clock.Now())
 		inst.StoppedMode = ""
 		return s.clearDeviceInvalid(tx, inst)
-	})
+	}, false)
 }
 
 // StopInstance stops a Running instance.
@@ -280,7 +306,7 @@ func (s *Service) StopInstance(ctx context.Context, c Caller, p param.Values) (a
 		inst.Status, inst.TargetStatus, inst.SettleAt = InstanceStopping, InstanceStopped, s.transition(s.clock.Now())
 		inst.StoppedMode = mode
 		return nil
-	})
+	}, true)
 }
 
 // clearDeviceInvalid: "restart instance and try again" clears the invalid
@@ -301,10 +327,13 @@ func (s *Service) clearDeviceInvalid(tx meta.Tx, inst *meta.Instance) error {
 	return nil
 }
 
-func (s *Service) instanceStateChange(ctx context.Context, c Caller, p param.Values, change func(meta.Tx, *meta.Instance) error) (any, error) {
+// instanceStateChange applies change to the instance named by the
+// request; with offline, its disks stop being served once committed.
+func (s *Service) instanceStateChange(ctx context.Context, c Caller, p param.Values, change func(meta.Tx, *meta.Instance) error, offline bool) (any, error) {
 	if err := dryRun(p); err != nil {
 		return nil, err
 	}
+	var disks []*meta.Disk
 	err := s.store.Update(ctx, func(tx meta.Tx) error {
 		inst, err := s.instanceAction(tx, c, p)
 		if err != nil {
@@ -316,10 +345,18 @@ func (s *Service) instanceStateChange(ctx context.Context, c Caller, p param.Val
 		if err := change(tx, inst); err != nil {
 			return err
 		}
+		if disks, _, err = tx.ListDisks(meta.DiskFilter{AccountID: c.AccountID, InstanceID: inst.ID}); err != nil {
+			return err
+		}
 		return tx.PutInstance(inst)
 	})
 	if err != nil {
 		return nil, wrap(err)
+	}
+	if offline {
+		for _, d := range disks {
+			s.engine.DiskOffline(d.ID)
+		}
 	}
 	return &param.Response{}, nil
 }
@@ -335,9 +372,9 @@ func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) 
 	if err := dryRun(p); err != nil {
 		return nil, err
 	}
-	var released []string
+	var released, detached []string
 	err = s.store.Update(ctx, func(tx meta.Tx) error {
-		released = released[:0]
+		released, detached = released[:0], detached[:0]
 		inst, err := s.instanceAction(tx, c, p)
 		if err != nil {
 			return err
@@ -355,12 +392,16 @@ func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) 
 		now := s.clock.Now()
 		for _, d := range disks {
 			if d.DeleteWithInstance {
+				if err := s.failSnapshotsOf(tx, d, "the source disk was released"); err != nil {
+					return err
+				}
 				if err := tx.DeleteDisk(c.AccountID, d.ID); err != nil {
 					return err
 				}
 				released = append(released, d.ID)
 				continue
 			}
+			detached = append(detached, d.ID)
 			d.InstanceID, d.Device, d.Status, d.TargetStatus, d.SettleAt = "", "", DiskAvailable, "", now
 			d.DetachedAt, d.Portable = now, true
 			if d.Type == "system" {
@@ -375,5 +416,33 @@ func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) 
 	if err != nil {
 		return nil, wrap(err)
 	}
+	for _, id := range detached {
+		s.engine.DiskOffline(id)
+	}
+	s.releaseDisks(ctx, released)
 	return &param.Response{}, nil
+}
+
+// failSnapshotsOf ends the snapshots of d still in progress as failed.
+func (s *Service) failSnapshotsOf(tx meta.Tx, d *meta.Disk, reason string) error {
+	list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: d.AccountID, DiskID: d.ID, Status: SnapProgressing})
+	if err != nil {
+		return err
+	}
+	for _, snap := range list {
+		snap.Status, snap.FailReason, snap.ModifiedAt = SnapFailed, reason, s.clock.Now()
+		if err := tx.PutSnapshot(snap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseDisks deletes the data of disks whose records are gone.
+func (s *Service) releaseDisks(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		if err := s.engine.DeleteDisk(context.WithoutCancel(ctx), id); err != nil {
+			s.log.Error("release disk data", "disk", id, "err", err)
+		}
+	}
 }

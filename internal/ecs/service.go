@@ -67,6 +67,16 @@ type Caller struct {
 // Engine is the data plane as the snapshot core needs it. It knows bytes,
 // not API names.
 type Engine interface {
+	// CreateDisk makes the data of a new disk of size bytes: empty, or
+	// with the content of snapshotID when it is not "". It is called
+	// before the disk is committed; a disk whose commit fails is deleted.
+	CreateDisk(ctx context.Context, diskID string, size int64, snapshotID string) error
+	// DeleteDisk releases the data of a disk (after its record is gone).
+	DeleteDisk(ctx context.Context, diskID string) error
+	// DiskOffline tells the data plane that a disk stops being served
+	// (instance stopping, disk detaching): connections are flushed and
+	// closed.
+	DiskOffline(diskID string)
 	// StartSnapshot fixes the point in time of job.SnapshotID: the
 	// snapshot holds the disk's content as of this call. It returns once
 	// that instant is fixed; making the snapshot durable continues in the

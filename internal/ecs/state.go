@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -125,4 +126,62 @@ func diskUsed(d *meta.Disk, inst *meta.Instance) bool {
 		return true
 	}
 	return inst != nil && d.InstanceID == inst.ID && inst.Status == InstanceRunning && d.Status == DiskInUse
+}
+
+// Exportable reports whether a disk may be served over NBD now: it is
+// In_use on an instance that is Running. NBD carries no credentials; the
+// data plane listens on a trusted network (loopback by default).
+func (s *Service) Exportable(ctx context.Context, diskID string) (bool, error) {
+	ok := false
+	err := s.store.View(ctx, func(tx meta.Tx) error {
+		d, err := tx.FindDisk(diskID)
+		if errors.Is(err, meta.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		settleDisk(d, now)
+		if d.InstanceID == "" || d.Status != DiskInUse {
+			return nil
+		}
+		inst, err := tx.GetInstance(d.AccountID, d.InstanceID)
+		if err != nil {
+			return err
+		}
+		settleInstance(inst, now)
+		ok = inst.Status == InstanceRunning
+		return nil
+	})
+	return ok, err
+}
+
+// ExportableDisks lists the disks Exportable would accept (NBD_OPT_LIST).
+func (s *Service) ExportableDisks(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.store.View(ctx, func(tx meta.Tx) error {
+		accs, err := tx.ListAccounts()
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		for _, a := range accs {
+			insts, _, err := tx.ListInstances(meta.InstanceFilter{AccountID: a.ID, Status: InstanceRunning, Now: now})
+			if err != nil {
+				return err
+			}
+			for _, inst := range insts {
+				disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: a.ID, InstanceID: inst.ID, Status: DiskInUse, Now: now})
+				if err != nil {
+					return err
+				}
+				for _, d := range disks {
+					out = append(out, d.ID)
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -1,46 +1,217 @@
-// Package engine is the data plane behind the snapshot core. This first
-// engine keeps no bytes: disks are metadata only, so a snapshot has
-// nothing to upload and is durable as soon as its point in time is
-// fixed. The real engine (volumes, NBD, chunk store) replaces it behind
-// the same interface (ecs.Engine).
+// Package engine is the data plane behind the snapshot core: it keeps a
+// volume per disk, seals volumes into snapshots, uploads the changed
+// chunks of a snapshot to the chunk store with its manifest, restores
+// snapshots as lazily read bases hydrated in the background, and
+// collects the chunks no manifest needs. It knows bytes, not API names.
+//
+// Layout under the data directory:
+//
+//	volumes/<disk ID>/            one volume (see package volume)
+//	volumes/<disk ID>/parent-<snapshot>.manifest   the last uploaded content
+//	volumes/<disk ID>/base-<snapshot>.manifest     the base being hydrated
+//	blob store: manifests/<snapshot ID>, chunks/xx/<id>
 package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
+	"github.com/snapstack/snapstack/internal/blob"
+	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/manifest"
+	"github.com/snapstack/snapstack/internal/volume"
 )
 
-// Null is an engine without data.
-type Null struct {
-	wg sync.WaitGroup
+// ChunkSize is the unit of upload, dedup and restore.
+const ChunkSize = 1 << 20
+
+// Errors of the engine.
+var (
+	// ErrNoDisk: the engine holds no volume for this disk.
+	ErrNoDisk = errors.New("engine: no such disk")
+	// ErrNoSnapshotData: no stored manifest (unknown, or not uploaded yet).
+	ErrNoSnapshotData = errors.New("engine: snapshot has no stored data")
+)
+
+// Engine implements ecs.Engine on volumes and a chunk store.
+type Engine struct {
+	dir     string
+	blobs   blob.Backend
+	chunks  *chunk.Store
+	log     *slog.Logger
+	workers int
+
+	mu      sync.Mutex
+	vols    map[string]*volume.Volume
+	uploads map[string]context.CancelFunc // by snapshot ID
+	offline func(diskID string)
+
+	// gc keeps the collector apart from uploads: uploads hold it shared
+	// from their first chunk until their manifest is stored.
+	gc sync.RWMutex
+
+	bg     context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-var _ ecs.Engine = (*Null)(nil)
+var _ ecs.Engine = (*Engine)(nil)
 
-// NewNull returns a Null engine.
-func NewNull() *Null { return &Null{} }
+// New opens the engine on dir (volumes) and blobs (chunks, manifests),
+// and resumes the hydration of restored volumes.
+func New(dir string, blobs blob.Backend, log *slog.Logger) (*Engine, error) {
+	cs, err := chunk.NewStore(blobs)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	e := &Engine{dir: dir, blobs: blobs, chunks: cs, log: log, workers: 2, vols: map[string]*volume.Volume{},
+		uploads: map[string]context.CancelFunc{}, bg: bg, cancel: cancel}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, ent := range entries {
+		if !ent.IsDir() {
+			continue
+		}
+		v, err := e.open(ent.Name())
+		if err != nil {
+			log.Error("open volume", "disk", ent.Name(), "err", err)
+			continue
+		}
+		if v.BaseID() != "" {
+			e.hydrate(ent.Name(), v)
+		}
+	}
+	return e, nil
+}
 
-// StartSnapshot reports the snapshot finished, from its own goroutine as
-// an uploading engine would.
-func (n *Null) StartSnapshot(ctx context.Context, job ecs.SnapshotJob, report func(ecs.Progress)) error {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		report(ecs.Progress{Done: 0, Total: 0, Finished: true})
-	}()
+// OnOffline sets the function called when a disk stops being served
+// (its instance stops, it is detached or deleted).
+func (e *Engine) OnOffline(fn func(diskID string)) { e.offline = fn }
+
+// DiskOffline tells whoever serves the disk to let go of it.
+func (e *Engine) DiskOffline(diskID string) {
+	if e.offline != nil {
+		e.offline(diskID)
+	}
+}
+
+func (e *Engine) volDir(diskID string) string { return filepath.Join(e.dir, diskID) }
+
+// validID keeps IDs from escaping the data directory.
+func validID(id string) bool {
+	return id != "" && !strings.ContainsAny(id, "/\\") && id != "." && id != ".."
+}
+
+// open returns the open volume of a disk, opening it if needed.
+func (e *Engine) open(diskID string) (*volume.Volume, error) {
+	if !validID(diskID) {
+		return nil, ErrNoDisk
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v, ok := e.vols[diskID]; ok {
+		return v, nil
+	}
+	dir := e.volDir(diskID)
+	if _, err := os.Stat(filepath.Join(dir, "volume.json")); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoDisk
+	}
+	v, err := volume.Open(dir, e.opener(dir))
+	if err != nil {
+		return nil, err
+	}
+	e.vols[diskID] = v
+	return v, nil
+}
+
+// Volume returns the block device of a disk (for NBD).
+func (e *Engine) Volume(diskID string) (*volume.Volume, error) { return e.open(diskID) }
+
+// CreateDisk makes the volume of a new disk, empty or with the content of
+// snapshotID.
+func (e *Engine) CreateDisk(ctx context.Context, diskID string, size int64, snapshotID string) error {
+	if !validID(diskID) {
+		return ErrNoDisk
+	}
+	dir := e.volDir(diskID)
+	v, err := volume.Create(dir, size, e.opener(dir))
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.vols[diskID] = v
+	e.mu.Unlock()
+	if snapshotID != "" {
+		return e.RestoreDisk(ctx, diskID, snapshotID)
+	}
 	return nil
 }
 
-// RestoreDisk has nothing to copy.
-func (n *Null) RestoreDisk(ctx context.Context, diskID, snapshotID string) error { return nil }
+// DeleteDisk closes and removes the volume of a disk. Its snapshots stay.
+func (e *Engine) DeleteDisk(ctx context.Context, diskID string) error {
+	if !validID(diskID) {
+		return nil
+	}
+	e.DiskOffline(diskID)
+	e.mu.Lock()
+	v := e.vols[diskID]
+	delete(e.vols, diskID)
+	e.mu.Unlock()
+	if v != nil {
+		v.Close()
+	}
+	return os.RemoveAll(e.volDir(diskID))
+}
 
-// DeleteSnapshot has nothing to release.
-func (n *Null) DeleteSnapshot(ctx context.Context, snapshotID string) error { return nil }
+// Close stops background work and closes every volume.
+func (e *Engine) Close() error {
+	e.cancel()
+	e.wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var err error
+	for id, v := range e.vols {
+		err = errors.Join(err, v.Close())
+		delete(e.vols, id)
+	}
+	return err
+}
 
-// Close waits for the reports under way.
-func (n *Null) Close() error {
-	n.wg.Wait()
-	return nil
+func manifestName(snapshotID string) string { return "manifests/" + snapshotID }
+
+// loadManifest reads a snapshot's manifest from the blob store.
+func (e *Engine) loadManifest(ctx context.Context, snapshotID string) (*manifest.Manifest, error) {
+	raw, err := e.blobs.Get(ctx, manifestName(snapshotID))
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", snapshotID, err)
+	}
+	return m, nil
+}
+
+// DeleteSnapshot cancels an upload under way and deletes the manifest;
+// the collector reclaims chunks no other manifest needs.
+func (e *Engine) DeleteSnapshot(ctx context.Context, snapshotID string) error {
+	e.mu.Lock()
+	if cancel, ok := e.uploads[snapshotID]; ok {
+		cancel()
+	}
+	e.mu.Unlock()
+	return e.blobs.Delete(ctx, manifestName(snapshotID))
 }

@@ -60,6 +60,8 @@ type Tx interface {
 	ListInstances(f InstanceFilter) ([]*Instance, int, error)
 
 	GetDisk(accountID, id string) (*Disk, error)
+	// FindDisk returns a disk of any account (the data plane's view).
+	FindDisk(id string) (*Disk, error)
 	PutDisk(d *Disk) error
 	DeleteDisk(accountID, id string) error
 	ListDisks(f DiskFilter) ([]*Disk, int, error)

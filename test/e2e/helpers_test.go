@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func start(t *testing.T, dir string, opts ...option) *env {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	cfg := app.Config{Listen: "127.0.0.1:0", DataDir: dir, Admin: true, ECS: ecs.DefaultConfig(), API: api.DefaultOptions(),
+	cfg := app.Config{Listen: "127.0.0.1:0", NBDListen: "127.0.0.1:0", DataDir: dir, Admin: true, ECS: ecs.DefaultConfig(), API: api.DefaultOptions(),
 		AccessKeyID: testKey, AccessKeySecret: testSecret}
 	cfg.ECS.TransitionDelay = 0
 	for _, o := range opts {
@@ -129,6 +131,28 @@ func (e *env) runInstance() (inst, sys, data string) {
 		e.t.Fatalf("disks of %s: %+v", inst, dresp.Disks.Disk)
 	}
 	return inst, sys, data
+}
+
+// admin calls an admin action and returns the top-level fields of its reply.
+func (e *env) admin(action string, params map[string]string) map[string]string {
+	e.t.Helper()
+	c := e.legacyClient()
+	r := requests.NewCommonRequest()
+	r.Domain, r.Scheme, r.Version, r.ApiName, r.Method = e.app.Addr, "http", api.AdminVersion, action, "POST"
+	r.QueryParams = params
+	resp, err := c.ProcessCommonRequest(r)
+	if err != nil {
+		e.t.Fatalf("%s: %v", action, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(resp.GetHttpContentBytes(), &m); err != nil {
+		e.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
 }
 
 // setState calls the admin action through the legacy SDK's CommonRequest.

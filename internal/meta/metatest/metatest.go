@@ -109,6 +109,12 @@ func testNotFound(t *testing.T, s meta.Store) {
 		if _, err := tx.GetDisk("acc2", "d-1"); !errors.Is(err, meta.ErrNotFound) {
 			t.Errorf("GetDisk other account: %v", err)
 		}
+		if d, err := tx.FindDisk("d-1"); err != nil || d.AccountID != "acc1" {
+			t.Errorf("FindDisk: %v %v", d, err)
+		}
+		if _, err := tx.FindDisk("d-2"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("FindDisk missing: %v", err)
+		}
 		if err := tx.DeleteDisk("acc2", "d-1"); !errors.Is(err, meta.ErrNotFound) {
 			t.Errorf("DeleteDisk other account: %v", err)
 		}

@@ -79,6 +79,11 @@ func (x *tx) GetDisk(accountID, id string) (*meta.Disk, error) {
 	return d, x.getJSON(d, `SELECT data FROM disks WHERE id = ? AND account_id = ?`, id, accountID)
 }
 
+func (x *tx) FindDisk(id string) (*meta.Disk, error) {
+	d := new(meta.Disk)
+	return d, x.getJSON(d, `SELECT data FROM disks WHERE id = ?`, id)
+}
+
 func (x *tx) PutDisk(d *meta.Disk) error {
 	err := x.upsert("disks",
 		[]string{"id", "account_id", "region_id", "zone_id", "instance_id", "name", "type", "category", "status", "target_status", "settle_at", "source_snapshot_id", "resource_group_id", "created_at"},

@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/api"
+	"github.com/snapstack/snapstack/internal/apierr"
+	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/engine"
+	"github.com/snapstack/snapstack/internal/nbd"
+	"github.com/snapstack/snapstack/internal/param"
+)
+
+// exports serves a disk over NBD while it is In_use on a Running
+// instance; the export name is the disk ID.
+type exports struct {
+	svc *ecs.Service
+	eng *engine.Engine
+}
+
+func (x exports) Open(ctx context.Context, name string) (nbd.Device, bool, func(), error) {
+	ok, err := x.svc.Exportable(ctx, name)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if !ok {
+		return nil, false, nil, nbd.ErrUnknownExport
+	}
+	v, err := x.eng.Volume(name)
+	if err != nil {
+		return nil, false, nil, nbd.ErrUnknownExport
+	}
+	return v, false, func() {}, nil
+}
+
+func (x exports) List(ctx context.Context) []string {
+	ids, _ := x.svc.ExportableDisks(ctx)
+	return ids
+}
+
+// collectLoop removes unreferenced chunks every interval.
+func collectLoop(ctx context.Context, eng *engine.Engine, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := eng.Collect(ctx); err != nil && ctx.Err() == nil {
+				log.Error("collect chunks", "err", err)
+			} else if n > 0 {
+				log.Info("collected chunks", "removed", n)
+			}
+		}
+	}
+}
+
+// VerifyResponse is the reply of the VerifySnapshot admin action.
+type VerifyResponse struct {
+	param.Response
+	SnapshotId    string
+	CheckedChunks int
+	Healthy       bool
+	Problem       string
+}
+
+// CollectResponse is the reply of the CollectGarbage admin action.
+type CollectResponse struct {
+	param.Response
+	RemovedChunks int
+}
+
+// dataAdmin are the admin actions of the data plane.
+func dataAdmin(eng *engine.Engine) map[string]api.Handler {
+	return map[string]api.Handler{
+		"VerifySnapshot": func(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
+			id, err := p.Required("SnapshotId")
+			if err != nil {
+				return nil, err
+			}
+			n, verr := eng.Verify(ctx, id)
+			r := &VerifyResponse{SnapshotId: id, CheckedChunks: n, Healthy: verr == nil}
+			if errors.Is(verr, engine.ErrNoSnapshotData) {
+				return nil, apierr.SnapshotNotFound.WithMessage("The snapshot has no stored data (not found, or not uploaded yet).")
+			}
+			if verr != nil {
+				r.Problem = verr.Error()
+			}
+			return r, nil
+		},
+		"CollectGarbage": func(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
+			n, err := eng.Collect(ctx)
+			if err != nil {
+				return nil, apierr.Internal(err)
+			}
+			return &CollectResponse{RemovedChunks: n}, nil
+		},
+	}
+}

@@ -1,0 +1,212 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/snapstack/snapstack/internal/blob"
+	"github.com/snapstack/snapstack/internal/blob/blobtest"
+)
+
+func TestConformance(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blob.Backend { return open(t, t.TempDir()) })
+}
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// dotFiles lists the dot files below dir.
+func dotFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".") && p != dir {
+			found = append(found, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func TestTempFilesIgnoredAndSwept(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	if err := s.Put(ctx, "a/b", []byte("object")); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := []string{filepath.Join(dir, ".tmp-root"), filepath.Join(dir, "a", ".tmp-crash")}
+	for _, p := range leftovers {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	if err := s.List(ctx, "", func(n string) error { names = append(names, n); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"a/b"}) {
+		t.Fatalf("List = %q, want only a/b", names)
+	}
+	// A temporary file of a Put in progress is spared.
+	s.inflight.Store(leftovers[1], struct{}{})
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1 removed", n, err)
+	}
+	s.inflight.Delete(leftovers[1])
+	// New sweeps too.
+	open(t, dir)
+	if got := dotFiles(t, dir); len(got) != 0 {
+		t.Fatalf("temporary files left: %q", got)
+	}
+	if got, err := s.Get(ctx, "a/b"); err != nil || string(got) != "object" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := blobtest.Data(1, 100000)
+	if err := open(t, dir).Put(ctx, "chunks/ab/abcd", data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := open(t, dir).Get(ctx, "chunks/ab/abcd")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get after reopening = %d bytes, %v", len(got), err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "chunks", "ab", "abcd"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("object file: %v, %v; want mode 0600", fi, err)
+	}
+}
+
+func TestFailedPutsLeaveNoTemporaryFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	for _, name := range []string{"f", "d/x/y"} {
+		if err := s.Put(ctx, name, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "f" is an object, so it cannot be a directory; "d/x" is a directory,
+	// so it cannot be replaced by an object.
+	for _, name := range []string{"f/g", "d/x"} {
+		if err := s.Put(ctx, name, []byte("y")); err == nil {
+			t.Errorf("Put(%q) succeeded", name)
+		}
+	}
+	if got := dotFiles(t, dir); len(got) != 0 {
+		t.Fatalf("temporary files left: %q", got)
+	}
+	if got, err := s.Get(ctx, "f"); err != nil || string(got) != "x" {
+		t.Fatalf("Get(f) = %q, %v", got, err)
+	}
+}
+
+// TestKill9 kills a process writing objects and checks that every
+// acknowledged Put survived whole, and that no partial object is visible.
+func TestKill9(t *testing.T) {
+	if dir := os.Getenv("BLOB_LOCAL_KILL9_DIR"); dir != "" {
+		kill9Child(dir)
+		return
+	}
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
+	cmd.Env = append(os.Environ(), "BLOB_LOCAL_KILL9_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	lines := bufio.NewScanner(out)
+	for len(acked) < 40 && lines.Scan() {
+		acked[lines.Text()] = true
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(acked) < 40 {
+		t.Fatalf("child acknowledged only %d objects", len(acked))
+	}
+	s := open(t, dir)
+	ctx := context.Background()
+	err = s.List(ctx, "k/", func(name string) error {
+		delete(acked, name)
+		i, err := strconv.Atoi(strings.TrimPrefix(name, "k/"))
+		if err != nil {
+			return err
+		}
+		got, err := s.Get(ctx, name)
+		if err != nil || !bytes.Equal(got, kill9Data(i)) {
+			return fmt.Errorf("object %s is not whole (%d bytes, %v)", name, len(got), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acked) != 0 {
+		t.Fatalf("acknowledged objects lost: %v", acked)
+	}
+	if got := dotFiles(t, dir); len(got) != 0 {
+		t.Fatalf("temporary files left after reopening: %q", got)
+	}
+}
+
+func kill9Data(i int) []byte { return blobtest.Data(uint64(i), 64<<10+i*997) }
+
+func kill9Child(dir string) {
+	s, err := New(dir)
+	if err != nil {
+		os.Exit(2)
+	}
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("k/%d", i)
+		if err := s.Put(context.Background(), name, kill9Data(i)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		fmt.Println(name)
+	}
+}
+
+func TestGetMissingUnderFile(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	if err := s.Put(ctx, "file", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "file/below"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("Get below a file = %v, want ErrNotFound", err)
+	}
+	if err := s.List(ctx, "file/", func(n string) error { return fmt.Errorf("listed %q", n) }); err != nil {
+		t.Fatalf("List below a file = %v", err)
+	}
+}

@@ -1,0 +1,99 @@
+package chunk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/snapstack/snapstack/internal/blob"
+)
+
+// Store keeps chunks on a blob.Backend, one object per chunk in the format
+// described in the package documentation. It is safe for concurrent use.
+type Store struct {
+	b     blob.Backend
+	codec *codec
+}
+
+// NewStore returns a Store keeping its chunks on b.
+func NewStore(b blob.Backend) (*Store, error) {
+	c, err := newCodec()
+	if err != nil {
+		return nil, fmt.Errorf("chunk: %w", err)
+	}
+	return &Store{b: b, codec: c}, nil
+}
+
+// Put stores data (a chunk's plaintext, at most MaxSize bytes) if no chunk
+// with its ID is stored yet, and returns its ID and whether it was newly
+// written. An existing object is trusted to be intact (Get verifies it):
+// Put does not read it back. Concurrent Puts of the same data may both
+// report a write; the object is then written twice with identical content.
+func (s *Store) Put(ctx context.Context, data []byte) (ID, bool, error) {
+	if len(data) > MaxSize {
+		return ID{}, false, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(data), MaxSize)
+	}
+	id := Sum(data)
+	switch has, err := s.Has(ctx, id); {
+	case err != nil:
+		return id, false, err
+	case has:
+		return id, false, nil
+	}
+	if err := s.b.Put(ctx, objectName(id), s.codec.encode(data)); err != nil {
+		return id, false, fmt.Errorf("chunk: put %s: %w", id, err)
+	}
+	return id, true, nil
+}
+
+// Get returns the plaintext of the chunk, verified against its ID. A missing
+// chunk yields an error wrapping blob.ErrNotFound; a damaged one, an error
+// wrapping ErrCorrupt.
+func (s *Store) Get(ctx context.Context, id ID) ([]byte, error) {
+	obj, err := s.b.Get(ctx, objectName(id))
+	if err != nil {
+		return nil, fmt.Errorf("chunk: get %s: %w", id, err)
+	}
+	return s.codec.decode(id, obj)
+}
+
+// Has reports whether a chunk with the ID is stored, without verifying it.
+func (s *Store) Has(ctx context.Context, id ID) (bool, error) {
+	_, err := s.b.Stat(ctx, objectName(id))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, blob.ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("chunk: stat %s: %w", id, err)
+}
+
+// Delete removes the chunk; deleting a missing chunk is not an error.
+func (s *Store) Delete(ctx context.Context, id ID) error {
+	if err := s.b.Delete(ctx, objectName(id)); err != nil {
+		return fmt.Errorf("chunk: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// List calls fn with the ID of every stored chunk, in no particular order,
+// skipping objects under "chunks/" whose names are not chunk names. An error
+// from fn stops the listing and List returns it.
+func (s *Store) List(ctx context.Context, fn func(ID) error) error {
+	var fnErr error
+	err := s.b.List(ctx, prefix, func(name string) error {
+		if id, ok := parseObjectName(name); ok {
+			fnErr = fn(id)
+			return fnErr
+		}
+		return nil
+	})
+	if err != nil && fnErr != nil && errors.Is(err, fnErr) {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("chunk: list: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package chunk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/snapstack/snapstack/internal/blob"
+	"github.com/snapstack/snapstack/internal/blob/blobtest"
+	"github.com/snapstack/snapstack/internal/blob/mem"
+)
+
+// compressible returns n bytes of text-like data from seed.
+func compressible(seed uint64, n int) []byte {
+	words := []string{"snapshot ", "disk ", "chunk ", "block ", "zero ", "volume ", "\n", "0x1f2e ", "inode "}
+	r := rand.New(rand.NewPCG(seed, 1))
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[r.IntN(len(words))])
+	}
+	return b.Bytes()[:n]
+}
+
+func random(seed uint64, n int) []byte { return blobtest.Data(seed, n) }
+
+func newTestStore(t testing.TB) (*Store, *blobtest.Faulty) {
+	t.Helper()
+	f := blobtest.NewFaulty(mem.New())
+	s, err := NewStore(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+// storedCompression reports the compression ID of the stored chunk.
+func storedCompression(t *testing.T, f *blobtest.Faulty, id ID) Compression {
+	t.Helper()
+	obj, err := f.Inner().Get(context.Background(), objectName(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Compression(obj[5])
+}
+
+func TestRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	for _, size := range []int{0, 1, 4 << 10, 1 << 20, MaxSize} {
+		for kind, gen := range map[string]func(uint64, int) []byte{"compressible": compressible, "random": random} {
+			t.Run(fmt.Sprintf("%s/%d", kind, size), func(t *testing.T) {
+				s, f := newTestStore(t)
+				data := gen(uint64(size), size)
+				id, written, err := s.Put(ctx, data)
+				if err != nil || !written {
+					t.Fatalf("Put = %v, %v", written, err)
+				}
+				if id != Sum(data) {
+					t.Fatalf("Put returned ID %s, want %s", id, Sum(data))
+				}
+				got, err := s.Get(ctx, id)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("Get = %d bytes, %v; want the %d bytes put", len(got), err, len(data))
+				}
+				if has, err := s.Has(ctx, id); !has || err != nil {
+					t.Fatalf("Has = %v, %v", has, err)
+				}
+				// Random data and tiny chunks do not shrink: they are stored raw.
+				want := CompressionZstd
+				if kind == "random" || size <= 1 {
+					want = CompressionNone
+				}
+				if cmp := storedCompression(t, f, id); cmp != want {
+					t.Fatalf("stored with compression %d, want %d", cmp, want)
+				}
+			})
+		}
+	}
+}
+
+func TestDedup(t *testing.T) {
+	ctx := context.Background()
+	s, f := newTestStore(t)
+	data := compressible(1, 1<<20)
+	id1, written, err := s.Put(ctx, data)
+	if err != nil || !written {
+		t.Fatalf("first Put = %v, %v", written, err)
+	}
+	id2, written, err := s.Put(ctx, slices.Clone(data))
+	if err != nil || written || id2 != id1 {
+		t.Fatalf("second Put = %s, %v, %v; want %s, false, nil", id2, written, err, id1)
+	}
+	if n := f.Calls(blobtest.OpPut); n != 1 {
+		t.Fatalf("%d backend Puts, want 1", n)
+	}
+	// A failing existence check is an error, not a reason to skip or write.
+	f.Fail(blobtest.OpStat, nil)
+	if _, _, err := s.Put(ctx, []byte("other")); !errors.Is(err, blobtest.ErrInjected) {
+		t.Fatalf("Put with a failing Stat = %v", err)
+	}
+	if n := f.Calls(blobtest.OpPut); n != 1 {
+		t.Fatalf("%d backend Puts, want 1", n)
+	}
+}
+
+func TestPutErrors(t *testing.T) {
+	ctx := context.Background()
+	s, f := newTestStore(t)
+	if _, _, err := s.Put(ctx, make([]byte, MaxSize+1)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Put of MaxSize+1 bytes = %v, want ErrTooLarge", err)
+	}
+	f.Fail(blobtest.OpPut, nil)
+	if _, written, err := s.Put(ctx, []byte("x")); !errors.Is(err, blobtest.ErrInjected) || written {
+		t.Fatalf("Put with a failing backend = %v, %v", written, err)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	id := Sum([]byte("never stored"))
+	if _, err := s.Get(ctx, id); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("Get = %v, want blob.ErrNotFound", err)
+	}
+	if has, err := s.Has(ctx, id); has || err != nil {
+		t.Fatalf("Has = %v, %v", has, err)
+	}
+	if err := s.Delete(ctx, id); err != nil {
+		t.Fatalf("Delete = %v", err)
+	}
+}
+
+func TestListAndDelete(t *testing.T) {
+	ctx := context.Background()
+	s, f := newTestStore(t)
+	var want []ID
+	for i := range 20 {
+		id, _, err := s.Put(ctx, random(uint64(i), 100+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	// Foreign objects under chunks/ are not chunks.
+	for _, name := range []string{"chunks/README", "chunks/00/" + want[0].String(), "chunks/zz/zz", "manifests/x"} {
+		if err := f.Inner().Put(ctx, name, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func() []ID {
+		var got []ID
+		if err := s.List(ctx, func(id ID) error { got = append(got, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+		return got
+	}
+	cmp := func(a, b ID) int { return bytes.Compare(a[:], b[:]) }
+	if got := list(); !slices.Equal(got, slices.SortedFunc(slices.Values(want), cmp)) {
+		t.Fatalf("List = %v, want %v", got, want)
+	}
+	for _, id := range want[:10] {
+		if err := s.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := list(); !slices.Equal(got, slices.SortedFunc(slices.Values(want[10:]), cmp)) {
+		t.Fatalf("List after Delete = %v, want %v", got, want[10:])
+	}
+	stop := errors.New("stop")
+	if err := s.List(ctx, func(ID) error { return stop }); err != stop {
+		t.Fatalf("List with a failing callback = %v, want the callback's error", err)
+	}
+}
+
+func TestConcurrentPutGet(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	done := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 20 {
+				data := compressible(uint64(i%5), 64<<10) // the same 5 chunks from every goroutine
+				id, _, err := s.Put(ctx, data)
+				if err == nil {
+					var got []byte
+					got, err = s.Get(ctx, id)
+					if err == nil && !bytes.Equal(got, data) {
+						err = fmt.Errorf("goroutine %d: wrong data", g)
+					}
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

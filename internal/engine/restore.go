@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/snapstack/snapstack/internal/chunk"
+	"github.com/snapstack/snapstack/internal/manifest"
+	"github.com/snapstack/snapstack/internal/volume"
+)
+
+// RestoreDisk makes the disk's content that of the snapshot, at once:
+// the snapshot becomes the volume's base, read lazily from the chunk
+// store, while a background job copies it in (hydration).
+func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) error {
+	v, err := e.open(diskID)
+	if err != nil {
+		return err
+	}
+	m, err := e.loadManifest(ctx, snapshotID)
+	if err != nil {
+		return err
+	}
+	// Keep the table beside the volume: the base must stay readable even
+	// if the snapshot is deleted while the disk hydrates, and it is the
+	// parent of the disk's next snapshot.
+	if err := e.writeLocalManifest(diskID, "base", snapshotID, m); err != nil {
+		return err
+	}
+	if err := e.writeLocalManifest(diskID, "parent", snapshotID, m); err != nil {
+		return err
+	}
+	if err := v.Reset(snapshotID); err != nil {
+		return err
+	}
+	e.hydrate(diskID, v)
+	return nil
+}
+
+// hydrate copies a volume's base in, in the background.
+func (e *Engine) hydrate(diskID string, v *volume.Volume) {
+	id := v.BaseID()
+	m, err := e.readLocalManifest(diskID, "base", id)
+	if err != nil {
+		e.log.Error("hydrate: base manifest", "disk", diskID, "err", err)
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := v.Hydrate(ChunkSize, m.Indices(), func(int) {}); err != nil {
+			if !errors.Is(err, volume.ErrClosed) {
+				e.log.Error("hydrate", "disk", diskID, "err", err)
+			}
+			return
+		}
+		os.Remove(e.localManifestPath(diskID, "base", id))
+	}()
+}
+
+func (e *Engine) localManifestPath(diskID, kind, snapshotID string) string {
+	return filepath.Join(e.volDir(diskID), kind+"-"+snapshotID+".manifest")
+}
+
+// writeLocalManifest stores m as the disk's kind ("parent" or "base")
+// manifest atomically, removing the previous one of that kind.
+func (e *Engine) writeLocalManifest(diskID, kind, snapshotID string, m *manifest.Manifest) error {
+	path := e.localManifestPath(diskID, kind, snapshotID)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(m.Encode())
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(e.volDir(diskID), kind+"-*.manifest"))
+	for _, o := range old {
+		if o != path {
+			os.Remove(o)
+		}
+	}
+	d, err := os.Open(e.volDir(diskID))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (e *Engine) readLocalManifest(diskID, kind, snapshotID string) (*manifest.Manifest, error) {
+	raw, err := os.ReadFile(e.localManifestPath(diskID, kind, snapshotID))
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Decode(raw)
+}
+
+// localManifests calls fn with every manifest kept beside a volume.
+func (e *Engine) localManifests(fn func(*manifest.Manifest)) error {
+	paths, err := filepath.Glob(filepath.Join(e.dir, "*", "*.manifest"))
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		m, err := manifest.Decode(raw)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		fn(m)
+	}
+	return nil
+}
+
+// opener returns the base opener of the volume in dir: the base's table
+// comes from the local copy, its chunks from the chunk store.
+func (e *Engine) opener(dir string) volume.BaseOpener {
+	return func(snapshotID string) (volume.Base, error) {
+		raw, err := os.ReadFile(filepath.Join(dir, "base-"+snapshotID+".manifest"))
+		if err != nil {
+			return nil, fmt.Errorf("base %s: %w", snapshotID, err)
+		}
+		m, err := manifest.Decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		return &base{m: m, chunks: e.chunks}, nil
+	}
+}
+
+// base reads a snapshot from the chunk store, keeping the last chunks
+// read in a small cache.
+type base struct {
+	m      *manifest.Manifest
+	chunks *chunk.Store
+
+	mu    sync.Mutex
+	cache map[int64][]byte
+	order []int64
+}
+
+const baseCacheChunks = 8
+
+func (b *base) ReadAt(p []byte, off int64) error {
+	for len(p) > 0 {
+		k := off / b.m.ChunkSize
+		in := off - k*b.m.ChunkSize
+		n := min(int64(len(p)), b.m.ChunkSize-in)
+		data, err := b.chunk(k)
+		if err != nil {
+			return err
+		}
+		if data == nil || in >= int64(len(data)) {
+			clear(p[:n])
+		} else {
+			c := copy(p[:n], data[in:])
+			clear(p[c:n])
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
+}
+
+func (b *base) chunk(k int64) ([]byte, error) {
+	id, ok := b.m.Get(k)
+	if !ok {
+		return nil, nil
+	}
+	b.mu.Lock()
+	if d, ok := b.cache[k]; ok {
+		b.mu.Unlock()
+		return d, nil
+	}
+	b.mu.Unlock()
+	d, err := b.chunks.Get(context.Background(), id)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d (%s): %w", k, id, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cache == nil {
+		b.cache = map[int64][]byte{}
+	}
+	if _, ok := b.cache[k]; !ok {
+		b.cache[k] = d
+		b.order = append(b.order, k)
+		if len(b.order) > baseCacheChunks {
+			delete(b.cache, b.order[0])
+			b.order = b.order[1:]
+		}
+	}
+	return d, nil
+}
+
+func (b *base) Close() error { return nil }
