@@ -45,28 +45,33 @@ type proc struct {
 
 func serve(t *testing.T, bin, data, addr string, extra ...string) *proc {
 	t.Helper()
+	return serveWith(t, bin, data, addr, []string{"SNAPSTACK_ACCESS_KEY_ID=", "SNAPSTACK_ACCESS_KEY_SECRET="},
+		append([]string{"--nbd-listen", freePort(t)}, extra...)...)
+}
+
+// serveWith starts the binary with extra environment and flags and waits
+// for /healthz.
+func serveWith(t *testing.T, bin, data, addr string, env []string, extra ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data}, extra...)...)
-	cmd.Env = append(os.Environ(), "SNAPSTACK_ACCESS_KEY_ID=", "SNAPSTACK_ACCESS_KEY_SECRET=")
+	cmd.Env = append(os.Environ(), env...)
 	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.stdout, &bytes.Buffer{}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not healthy: %v\nstderr: %s", err, cmd.Stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
+	waitHealthy(t, addr, cmd)
+	return p
+}
+
+func healthy(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
 	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
 }
 
 func (p *proc) stop(t *testing.T) {
