@@ -80,7 +80,9 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 			if err != nil {
 				return err
 			}
-			if snap.Status != SnapAccomplished {
+			// An instant-access snapshot can be used before its upload
+			// is done (its data is still local).
+			if snap.Status != SnapAccomplished && !(snap.Status == SnapProgressing && instantAccess(snap, s.clock.Now())) {
 				return apierr.SnapshotNotReady
 			}
 			if int(size) < snap.DiskSizeGiB {

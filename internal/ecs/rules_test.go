@@ -5,8 +5,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/apierr"
+	"github.com/snapstack/snapstack/internal/meta"
 	"github.com/snapstack/snapstack/internal/param"
 )
 
@@ -154,5 +156,16 @@ func TestPaging(t *testing.T) {
 		if _, err := parsePaging(param.New(v), pagingLimits{min: 1, max: 100, def: 10}); err == nil {
 			t.Errorf("%s accepted", q)
 		}
+	}
+}
+
+func TestInstantAccessEnds(t *testing.T) {
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	snap := &meta.Snapshot{InstantAccess: true, InstantAccessExpiresAt: now.Add(24 * time.Hour)}
+	if !instantAccess(snap, now) || instantAccess(snap, now.Add(25*time.Hour)) {
+		t.Error("instant access must last InstantAccessRetentionDays")
+	}
+	if !instantAccess(&meta.Snapshot{InstantAccess: true}, now.Add(1000*time.Hour)) {
+		t.Error("without a retention, instant access lasts")
 	}
 }

@@ -157,6 +157,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, p param.Values) 
 		if req.retention > 0 {
 			snap.ExpiresAt = now.Add(time.Duration(req.retention) * 24 * time.Hour)
 		}
+		if snap.InstantAccess && req.iaRetention > 0 {
+			snap.InstantAccessExpiresAt = now.Add(time.Duration(req.iaRetention) * 24 * time.Hour)
+		}
 		stall = d.SnapshotStall
 		if err := tx.PutSnapshot(snap); err != nil {
 			return err
@@ -405,6 +408,13 @@ func (s *Service) Resume(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// instantAccess reports whether a snapshot's instant access is still on:
+// InstantAccessRetentionDays end it (the snapshot itself stays until its
+// own retention ends).
+func instantAccess(snap *meta.Snapshot, now time.Time) bool {
+	return snap.InstantAccess && (snap.InstantAccessExpiresAt.IsZero() || now.Before(snap.InstantAccessExpiresAt))
 }
 
 // progressString renders Progress as the API does ("37%").

@@ -173,14 +173,15 @@ func parseFilterTime(v string) (time.Time, error) {
 }
 
 func (s *Service) snapshotItem(snap *meta.Snapshot) SnapshotItem {
+	ia := instantAccess(snap, s.clock.Now())
 	link := sha256.Sum256([]byte(snap.DiskID))
 	sn := sha256.Sum256([]byte(snap.ID))
 	it := SnapshotItem{SnapshotId: snap.ID, SnapshotName: snap.Name, Description: snap.Description, Status: snap.Status,
 		Progress: progressString(snap), CreationTime: timeStr(snap.CreatedAt), LastModifiedTime: timeStr(snap.ModifiedAt),
 		SourceDiskId: snap.DiskID, SourceDiskSize: itoa(snap.DiskSizeGiB), SourceDiskType: snap.DiskType,
 		SourceStorageType: "disk", SnapshotType: snap.Type, Usage: snap.Usage, RetentionDays: snap.RetentionDays,
-		Available:     snap.Status == SnapAccomplished || (snap.InstantAccess && snap.Status == SnapProgressing),
-		InstantAccess: snap.InstantAccess, InstantAccessRetentionDays: snap.InstantAccessRetentionDays,
+		Available:     snap.Status == SnapAccomplished || (ia && snap.Status == SnapProgressing),
+		InstantAccess: ia, InstantAccessRetentionDays: snap.InstantAccessRetentionDays,
 		Category: snap.Category, Encrypted: snap.Encrypted, KMSKeyId: snap.KMSKeyID, RegionId: snap.RegionID,
 		ResourceGroupId: snap.ResourceGroupID, SnapshotSN: "64" + hex.EncodeToString(sn[:6]),
 		SnapshotLinkId: "sl-" + s.regions[snap.RegionID].IDCode + hex.EncodeToString(link[:9]), Tags: tagSet(snap.Tags)}

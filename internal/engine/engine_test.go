@@ -328,3 +328,35 @@ func TestUploadFailureIsReported(t *testing.T) {
 	}
 	var _ blob.Backend = f.blobs
 }
+
+// TestInstantAccessBeforeUpload: a disk can be made from a snapshot whose
+// upload has not finished, from its local sealed layer.
+func TestInstantAccessBeforeUpload(t *testing.T) {
+	f := newFixture(t)
+	f.e.CreateDisk(ctx, "d-1", diskSize, "")
+	f.write("d-1", randBytes(8, 2<<20), 3<<20)
+	want := f.read("d-1")
+	// Hold the upload: chunk puts block until released.
+	release := make(chan struct{})
+	f.blobs.SetFault(blobtest.OpPut, func(string) error { <-release; return nil })
+	done := make(chan error, 1)
+	if err := f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-ia", DiskID: "d-1"}, func(p ecs.Progress) {
+		if p.Finished {
+			done <- p.Err
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d-1", bytes.Repeat([]byte{9}, 1<<20), 3<<20) // after the seal
+	if err := f.e.CreateDisk(ctx, "d-2", diskSize, "s-ia"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.read("d-2"), want) {
+		t.Fatal("instant-access disk differs from the snapshot")
+	}
+	close(release)
+	f.blobs.Clear()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/manifest"
 	"github.com/snapstack/snapstack/internal/volume"
@@ -22,6 +23,19 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 		return err
 	}
 	m, err := e.loadManifest(ctx, snapshotID)
+	if errors.Is(err, blob.ErrNotFound) {
+		// Instant access: the snapshot is not uploaded yet, but its sealed
+		// layer is still local.
+		switch cerr := e.copyFromSealed(ctx, v, snapshotID); {
+		case cerr == nil:
+			return nil
+		case errors.Is(cerr, volume.ErrNoLayer):
+			// Merged meanwhile: its manifest is stored now.
+			m, err = e.loadManifest(ctx, snapshotID)
+		default:
+			return cerr
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -39,6 +53,41 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	}
 	e.hydrate(diskID, v)
 	return nil
+}
+
+// copyFromSealed copies the content of a snapshot that still has a sealed
+// layer in some local volume into dst, chunk by chunk, skipping zeroes.
+func (e *Engine) copyFromSealed(ctx context.Context, dst *volume.Volume, snapshotID string) error {
+	e.mu.Lock()
+	var src *volume.Volume
+	for _, v := range e.vols {
+		if v != dst && v.Sealed(snapshotID) {
+			src = v
+			break
+		}
+	}
+	e.mu.Unlock()
+	if src == nil {
+		return fmt.Errorf("%s: %w", snapshotID, volume.ErrNoLayer)
+	}
+	buf := make([]byte, ChunkSize)
+	size := min(src.Size(), dst.Size())
+	for off := int64(0); off < size; off += ChunkSize {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := buf[:min(int64(ChunkSize), size-off)]
+		if err := src.ReadSnapshotAt(snapshotID, p, off); err != nil {
+			return err
+		}
+		if chunk.IsZero(p) {
+			continue
+		}
+		if _, err := dst.WriteAt(p, off); err != nil {
+			return err
+		}
+	}
+	return dst.Flush()
 }
 
 // hydrate copies a volume's base in, in the background.

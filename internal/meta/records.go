@@ -120,9 +120,10 @@ type Snapshot struct {
 	ExpiresAt                  time.Time // zero: kept until deleted
 	InstantAccess              bool
 	InstantAccessRetentionDays int
-	Category                   string // standard | flash
-	Type                       string // user | auto
-	Usage                      string // none | disk | image | image_disk
+	InstantAccessExpiresAt     time.Time // zero: as long as the snapshot
+	Category                   string    // standard | flash
+	Type                       string    // user | auto
+	Usage                      string    // none | disk | image | image_disk
 	ResourceGroupID            string
 	Encrypted                  bool
 	KMSKeyID                   string
