@@ -40,9 +40,22 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	if len(rest) != 5 || rest[0] != "set" {
-		return fmt.Errorf("usage: snapstack admin set account|instance|disk ID STATE true|false  (or: snapstack admin states)")
+	var params url.Values
+	switch {
+	case len(rest) == 5 && rest[0] == "set":
+		params = url.Values{"Action": {"SetState"}, "ResourceType": {rest[1]}, "ResourceId": {rest[2]}, "State": {rest[3]}, "Value": {rest[4]}}
+		if rest[1] == "account" && rest[2] == "-" {
+			params.Del("ResourceId")
+		}
+	case len(rest) == 2 && rest[0] == "verify":
+		params = url.Values{"Action": {"VerifySnapshot"}, "SnapshotId": {rest[1]}}
+	case len(rest) == 1 && rest[0] == "collect":
+		params = url.Values{"Action": {"CollectGarbage"}}
+	default:
+		return fmt.Errorf("usage: snapstack admin set account|instance|disk ID STATE true|false | verify SNAPSHOT | collect | states")
 	}
+	params.Set("Version", api.AdminVersion)
+	params.Set("Format", "JSON")
 	id, secret := os.Getenv("SNAPSTACK_ACCESS_KEY_ID"), os.Getenv("SNAPSTACK_ACCESS_KEY_SECRET")
 	if id == "" {
 		k, err := app.ReadKeyFile(*data)
@@ -50,11 +63,6 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("root key: %w", err)
 		}
 		id, secret = k.AccessKeyID, k.AccessKeySecret
-	}
-	params := url.Values{"Action": {"SetState"}, "Version": {api.AdminVersion}, "Format": {"JSON"},
-		"ResourceType": {rest[1]}, "ResourceId": {rest[2]}, "State": {rest[3]}, "Value": {rest[4]}}
-	if rest[1] == "account" && rest[2] == "-" {
-		params.Del("ResourceId")
 	}
 	signature.SignRPC("POST", params, id, secret, "", time.Now().UTC())
 	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(*endpoint, "/")+"/", strings.NewReader(params.Encode()))
@@ -73,6 +81,24 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		json.Unmarshal(body, &e)
 		return fmt.Errorf("%s (HTTP %d): %s", e.Code, resp.StatusCode, e.Message)
 	}
-	fmt.Fprintf(stdout, "%s %s: %s = %s\n", rest[1], rest[2], rest[3], rest[4])
+	switch rest[0] {
+	case "set":
+		fmt.Fprintf(stdout, "%s %s: %s = %s\n", rest[1], rest[2], rest[3], rest[4])
+	case "verify":
+		var v struct {
+			CheckedChunks int
+			Healthy       bool
+			Problem       string
+		}
+		json.Unmarshal(body, &v)
+		if !v.Healthy {
+			return fmt.Errorf("snapshot %s is damaged after %d good chunks: %s", rest[1], v.CheckedChunks, v.Problem)
+		}
+		fmt.Fprintf(stdout, "snapshot %s: %d chunks verified\n", rest[1], v.CheckedChunks)
+	case "collect":
+		var c struct{ RemovedChunks int }
+		json.Unmarshal(body, &c)
+		fmt.Fprintf(stdout, "removed %d unreferenced chunks\n", c.RemovedChunks)
+	}
 	return nil
 }

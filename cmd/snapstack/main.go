@@ -42,6 +42,8 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   snapstack serve [--listen 127.0.0.1:9090] [--nbd-listen 127.0.0.1:10809] [--data ./snapstack-data] [--admin] [--config FILE] [--region ID=ZONE,ZONE...]
   snapstack admin [--endpoint http://127.0.0.1:9090] [--data DIR] set account|instance|disk ID STATE true|false
+  snapstack admin [...] verify SNAPSHOT_ID     re-read every chunk of a snapshot
+  snapstack admin [...] collect                remove chunks no snapshot or disk needs
   snapstack admin states
 `)
 }

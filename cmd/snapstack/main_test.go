@@ -128,6 +128,16 @@ func TestServeLifecycle(t *testing.T) {
 	if err == nil || !strings.Contains(string(got), "InvalidDiskId.NotFound") {
 		t.Errorf("admin on unknown disk: %v %s", err, got)
 	}
+	cmd = exec.Command(bin, "admin", "--endpoint", "http://"+addr, "--data", data, "collect")
+	cmd.Env = append(os.Environ(), "SNAPSTACK_ACCESS_KEY_ID=", "SNAPSTACK_ACCESS_KEY_SECRET=")
+	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "removed 0 unreferenced chunks") {
+		t.Errorf("admin collect: %v %s", err, got)
+	}
+	cmd = exec.Command(bin, "admin", "--endpoint", "http://"+addr, "--data", data, "verify", "s-none")
+	cmd.Env = append(os.Environ(), "SNAPSTACK_ACCESS_KEY_ID=", "SNAPSTACK_ACCESS_KEY_SECRET=")
+	if got, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(got), "InvalidSnapshotId.NotFound") {
+		t.Errorf("admin verify of an unknown snapshot: %v %s", err, got)
+	}
 	if logs := fmt.Sprint(p.cmd.Stderr); strings.Contains(logs, secret) {
 		t.Error("the secret appears in the log")
 	}
