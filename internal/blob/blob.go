@@ -128,3 +128,39 @@ func check(s string, prefix bool) error {
 func invalid(name, reason string) error {
 	return fmt.Errorf("%w %q: %s", ErrInvalidName, name, reason)
 }
+
+// Batch collects Puts whose durability is settled together, which is much
+// cheaper than one fsync per object on a local disk. Objects put in a batch
+// are invisible (Get, Stat and List do not see them) until Commit returns
+// nil; then they are all durable. After a crash before Commit none of them
+// exists. A Batch is used by one goroutine at a time.
+type Batch interface {
+	Put(ctx context.Context, name string, data []byte) error
+	// Commit makes every object put so far visible and durable.
+	Commit(ctx context.Context) error
+	// Abort discards the objects put since the last Commit.
+	Abort()
+}
+
+// Batcher is implemented by backends that have a cheaper Batch than one
+// Put per object.
+type Batcher interface {
+	NewBatch() Batch
+}
+
+// NewBatch returns b's own Batch when it has one, else a Batch whose Put
+// is b.Put (each object durable at once; Commit does nothing more).
+func NewBatch(b Backend) Batch {
+	if bb, ok := b.(Batcher); ok {
+		return bb.NewBatch()
+	}
+	return direct{b}
+}
+
+type direct struct{ b Backend }
+
+func (d direct) Put(ctx context.Context, name string, data []byte) error {
+	return d.b.Put(ctx, name, data)
+}
+func (d direct) Commit(context.Context) error { return nil }
+func (d direct) Abort()                       {}

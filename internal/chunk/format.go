@@ -101,7 +101,7 @@ type codec struct {
 
 func newCodec() (*codec, error) {
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderCRC(false), // the envelope has its own checksum
 		zstd.WithWindowSize(MaxSize))
 	if err != nil {

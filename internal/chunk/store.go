@@ -97,3 +97,58 @@ func (s *Store) List(ctx context.Context, fn func(ID) error) error {
 	}
 	return nil
 }
+
+// Batch puts chunks whose durability is settled together by Commit (see
+// blob.Batch): none of them is visible, and so none can be deduplicated
+// against, before Commit returned. A Batch is used by one goroutine at a
+// time; several batches may run at once.
+type Batch struct {
+	s    *Store
+	b    blob.Batch
+	seen map[ID]bool
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, b: blob.NewBatch(s.b), seen: map[ID]bool{}}
+}
+
+// Put is Store.Put within the batch.
+func (b *Batch) Put(ctx context.Context, data []byte) (ID, bool, error) {
+	if len(data) > MaxSize {
+		return ID{}, false, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(data), MaxSize)
+	}
+	id := Sum(data)
+	if b.seen[id] {
+		return id, false, nil
+	}
+	switch has, err := b.s.Has(ctx, id); {
+	case err != nil:
+		return id, false, err
+	case has:
+		return id, false, nil
+	}
+	if err := b.b.Put(ctx, objectName(id), b.s.codec.encode(data)); err != nil {
+		return id, false, fmt.Errorf("chunk: put %s: %w", id, err)
+	}
+	b.seen[id] = true
+	return id, true, nil
+}
+
+// Len is the number of chunks written since the last Commit.
+func (b *Batch) Len() int { return len(b.seen) }
+
+// Commit makes the batch's chunks durable and visible.
+func (b *Batch) Commit(ctx context.Context) error {
+	if err := b.b.Commit(ctx); err != nil {
+		return fmt.Errorf("chunk: commit: %w", err)
+	}
+	clear(b.seen)
+	return nil
+}
+
+// Abort discards the chunks written since the last Commit.
+func (b *Batch) Abort() {
+	b.b.Abort()
+	clear(b.seen)
+}

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/manifest"
 )
@@ -20,6 +22,9 @@ func (e *Engine) Collect(ctx context.Context) (removed int, err error) {
 	mark := func(m *manifest.Manifest) { m.IDs(func(id chunk.ID) { live[id] = true }) }
 	err = e.blobs.List(ctx, "manifests/", func(name string) error {
 		m, err := e.loadManifest(ctx, strings.TrimPrefix(name, "manifests/"))
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil // deleted since the listing
+		}
 		if err != nil {
 			return err
 		}

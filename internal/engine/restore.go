@@ -22,6 +22,10 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	if err != nil {
 		return err
 	}
+	// The collector must not run between reading the snapshot's table and
+	// keeping a copy beside the volume (which then holds its chunks live).
+	e.gc.RLock()
+	defer e.gc.RUnlock()
 	m, err := e.loadManifest(ctx, snapshotID)
 	if errors.Is(err, blob.ErrNotFound) {
 		// Instant access: the snapshot is not uploaded yet, but its sealed
@@ -101,7 +105,7 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := v.Hydrate(ChunkSize, m.Indices(), func(int) {}); err != nil {
+		if err := v.Hydrate(ChunkSize, m.Indices(), e.workers, nil); err != nil {
 			if !errors.Is(err, volume.ErrClosed) {
 				e.log.Error("hydrate", "disk", diskID, "err", err)
 			}

@@ -96,6 +96,11 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, ChunkSize)
+			// Chunks are made durable in batches (one file-system flush
+			// per batch instead of one per chunk); the manifest is stored
+			// only after every batch committed.
+			batch := e.chunks.NewBatch()
+			defer batch.Abort()
 			for k := range work {
 				n := min(int64(ChunkSize), v.Size()-k*ChunkSize)
 				p := buf[:n]
@@ -106,9 +111,15 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 				var id chunk.ID
 				zero := chunk.IsZero(p)
 				if !zero {
-					if id, _, err = e.chunks.Put(ctx, p); err != nil {
+					if id, _, err = batch.Put(ctx, p); err != nil {
 						errc <- err
 						return
+					}
+					if batch.Len() >= uploadBatch {
+						if err := batch.Commit(ctx); err != nil {
+							errc <- err
+							return
+						}
 					}
 				}
 				mu.Lock()
@@ -119,6 +130,9 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 				}
 				mu.Unlock()
 				count.Add(1)
+			}
+			if err := batch.Commit(ctx); err != nil {
+				errc <- err
 			}
 		}()
 	}
@@ -156,8 +170,23 @@ feed:
 	if err := e.writeLocalManifest(job.DiskID, "parent", job.SnapshotID, m); err != nil {
 		return total, total, err
 	}
-	return total, total, v.MarkUploaded(job.SnapshotID)
+	if err := v.MarkUploaded(job.SnapshotID); err != nil {
+		return total, total, err
+	}
+	// The snapshot is durable: folding its layer down is housekeeping,
+	// done after the upload is reported.
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := v.Compact(); err != nil && !errors.Is(err, volume.ErrClosed) {
+			e.log.Error("compact volume", "disk", job.DiskID, "err", err)
+		}
+	}()
+	return total, total, nil
 }
+
+// uploadBatch is how many new chunks a worker writes between two flushes.
+const uploadBatch = 64
 
 // parentManifest returns a copy of the parent's table to build on: an
 // empty one for a disk without a parent, the disk's local copy of its

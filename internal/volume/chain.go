@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 )
 
 // Seal fixes the content of the volume as of now as snapshot id: it waits
@@ -119,29 +121,27 @@ func (v *Volume) Changed(id string, chunkSize int64) (Changes, error) {
 	return ch, nil
 }
 
-// MarkUploaded records that snapshot id is durable elsewhere, and merges
-// the sealed layers that no longer need to stay apart into the bottom
-// layer (cost proportional to their data).
+// MarkUploaded records that snapshot id is durable elsewhere. Its layer
+// (and the sealed layers below it) may then be merged down by Compact.
 func (v *Volume) MarkUploaded(id string) error {
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	i, err := v.sealedIndex(id)
 	if err != nil {
-		v.mu.Unlock()
 		return err
 	}
 	v.st.Layers[i].Uploaded = true
-	err = v.save()
-	v.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return v.mergeDown()
+	return v.save()
 }
 
-// mergeDown folds sealed layers into the bottom, lowest first, up to the
-// topmost uploaded one. Readers keep seeing the same bytes throughout:
-// a layer leaves the chain only after its clusters are durable below.
-func (v *Volume) mergeDown() error {
+// Compact folds sealed layers into the bottom, lowest first, up to the
+// topmost uploaded one, so that reads walk a short chain. Each step
+// copies the smaller side: the sealed layer's clusters into the bottom,
+// or the bottom's clusters the layer lacks into the layer, which then
+// becomes the bottom (a first snapshot of a fresh disk costs nothing).
+// Readers see the same bytes throughout: a layer leaves the chain only
+// after the clusters it shadowed or provided are durable in the survivor.
+func (v *Volume) Compact() error {
 	v.bottomMu.Lock()
 	defer v.bottomMu.Unlock()
 	for {
@@ -159,30 +159,26 @@ func (v *Volume) mergeDown() error {
 		bottom, src := v.layers[0], v.layers[1]
 		v.mu.RUnlock()
 		// Copy without the barrier, so that a Seal need not wait: src is
-		// sealed (immutable) and only bottomMu holders write the bottom.
-		buf := make([]byte, ClusterSize)
-		err := src.held(func(c int64) error {
-			start := c * ClusterSize
-			n := min(int64(ClusterSize), v.st.Size-start)
-			if _, err := src.data.ReadAt(buf[:n], start); err != nil {
-				return err
-			}
-			if _, err := bottom.data.WriteAt(buf[:n], start); err != nil {
-				return err
-			}
-			bottom.gain(c)
-			return nil
-		})
-		if err == nil {
-			err = bottom.flush()
+		// sealed (immutable to writers), and only bottomMu holders write
+		// the bottom or add clusters to a sealed layer. Copying the
+		// bottom's data into src does not change what src's snapshot
+		// reads: those clusters fell through to the same bytes before.
+		into, from, keepSrc := bottom, src, true
+		if bottom.count.Load() <= src.count.Load() {
+			into, from, keepSrc = src, bottom, false
 		}
-		if err != nil {
+		if err := v.copyClusters(into, from, !keepSrc); err != nil {
 			return fmt.Errorf("merge %s: %w", src.name, err)
 		}
 		v.mu.Lock()
 		merged := v.st.Layers[1]
 		prev := v.st
-		v.st.Layers = append([]layerInfo{v.st.Layers[0]}, v.st.Layers[2:]...)
+		if keepSrc {
+			v.st.Layers = append([]layerInfo{v.st.Layers[0]}, v.st.Layers[2:]...)
+		} else {
+			bottomInfo := layerInfo{File: merged.File}
+			v.st.Layers = append([]layerInfo{bottomInfo}, v.st.Layers[2:]...)
+		}
 		if merged.Snapshot != "" && merged.Uploaded {
 			v.st.Merged = merged.Snapshot
 		}
@@ -191,10 +187,41 @@ func (v *Volume) mergeDown() error {
 			v.mu.Unlock()
 			return err
 		}
-		v.layers = append([]*layer{v.layers[0]}, v.layers[2:]...)
+		gone := src
+		if keepSrc {
+			v.layers = append([]*layer{v.layers[0]}, v.layers[2:]...)
+		} else {
+			gone = bottom
+			v.layers = append([]*layer{src}, v.layers[2:]...)
+		}
 		v.mu.Unlock()
-		src.remove(v.dir)
+		gone.remove(v.dir)
 	}
+}
+
+// copyClusters copies the clusters from holds into into, skipping those
+// into already holds when skipHeld, then makes into durable.
+func (v *Volume) copyClusters(into, from *layer, skipHeld bool) error {
+	buf := make([]byte, ClusterSize)
+	err := from.held(func(c int64) error {
+		if skipHeld && into.has(c) {
+			return nil
+		}
+		start := c * ClusterSize
+		n := min(int64(ClusterSize), v.st.Size-start)
+		if _, err := from.data.ReadAt(buf[:n], start); err != nil {
+			return err
+		}
+		if _, err := into.data.WriteAt(buf[:n], start); err != nil {
+			return err
+		}
+		into.gain(c)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return into.flush()
 }
 
 // Reset makes the volume's content that of snapshot id (read through
@@ -247,6 +274,37 @@ func (v *Volume) Reset(id string) error {
 	return nil
 }
 
+// hydrateChunk copies chunk k of the base into the clusters the bottom
+// lacks. The caller holds bottomMu (so no merge writes the bottom).
+func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.closed || v.base == nil {
+		return ErrClosed
+	}
+	bottom := v.layers[0]
+	off := k * chunkSize
+	size := min(chunkSize, v.st.Size-off)
+	if size <= 0 {
+		return nil
+	}
+	if err := v.base.ReadAt(buf[:size], off); err != nil {
+		return err
+	}
+	for c := off / ClusterSize; c*ClusterSize < off+size; c++ {
+		if bottom.has(c) {
+			continue
+		}
+		start := c*ClusterSize - off
+		end := min(start+ClusterSize, size)
+		if _, err := bottom.data.WriteAt(buf[start:end], c*ClusterSize); err != nil {
+			return err
+		}
+		bottom.gain(c)
+	}
+	return nil
+}
+
 // BaseID returns the snapshot the volume reads through, "" when none.
 func (v *Volume) BaseID() string {
 	v.mu.RLock()
@@ -255,39 +313,55 @@ func (v *Volume) BaseID() string {
 }
 
 // Hydrate copies the clusters of the base that the bottom layer lacks
-// into it, chunk by chunk (want lists the chunkSize-byte chunks the base
-// holds; progress is called after each), then drops the base.
-func (v *Volume) Hydrate(chunkSize int64, want []int64, progress func(done int)) error {
+// into it, chunk by chunk with workers goroutines (want lists the
+// chunkSize-byte chunks the base holds; progress is called with the
+// number done so far), then drops the base.
+func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress func(done int)) error {
 	v.bottomMu.Lock()
 	defer v.bottomMu.Unlock()
-	buf := make([]byte, chunkSize)
-	for n, k := range want {
-		v.mu.RLock()
-		if v.closed || v.base == nil {
-			v.mu.RUnlock()
-			return ErrClosed
-		}
-		bottom := v.layers[0]
-		off := k * chunkSize
-		size := min(chunkSize, v.st.Size-off)
-		err := v.base.ReadAt(buf[:size], off)
-		for c := off / ClusterSize; err == nil && c*ClusterSize < off+size; c++ {
-			if bottom.has(c) {
-				continue
+	if workers < 1 {
+		workers = 1
+	}
+	work := make(chan int64)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, chunkSize)
+			for k := range work {
+				if err := v.hydrateChunk(buf, k, chunkSize); err != nil {
+					errc <- err
+					return
+				}
+				n := done.Add(1)
+				if progress != nil {
+					progress(int(n))
+				}
 			}
-			start := c*ClusterSize - off
-			end := min(start+ClusterSize, size)
-			if _, err = bottom.data.WriteAt(buf[start:end], c*ClusterSize); err == nil {
-				bottom.gain(c)
-			}
+		}()
+	}
+	var err error
+feed:
+	for _, k := range want {
+		select {
+		case work <- k:
+		case err = <-errc:
+			break feed
 		}
-		v.mu.RUnlock()
-		if err != nil {
-			return err
+	}
+	close(work)
+	wg.Wait()
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
 		}
-		if progress != nil {
-			progress(n + 1)
-		}
+	}
+	if err != nil {
+		return err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -98,6 +98,9 @@ func TestAgainstModel(t *testing.T) {
 			if err := v.MarkUploaded(id); err != nil {
 				t.Fatal(err)
 			}
+			if err := v.Compact(); err != nil {
+				t.Fatal(err)
+			}
 			if got := read(t, v, 0, size); !bytes.Equal(got, model) {
 				t.Fatalf("content changed by merging %s", id)
 			}
@@ -157,11 +160,13 @@ func TestChanged(t *testing.T) {
 		t.Fatalf("before s-1 uploaded: %+v", ch)
 	}
 	v.MarkUploaded("s-1")
+	v.Compact()
 	ch, _ = v.Changed("s-2", chunk)
 	if ch.Parent != "s-1" || fmt.Sprint(ch.Chunks) != "[5]" {
 		t.Fatalf("after s-1 uploaded: %+v", ch)
 	}
 	v.MarkUploaded("s-2")
+	v.Compact()
 	v.WriteAt([]byte{3}, 7*chunk)
 	v.Seal("s-3")
 	ch, _ = v.Changed("s-3", chunk)
@@ -194,7 +199,7 @@ func TestResetAndHydrate(t *testing.T) {
 	want := bytes.Clone(baseData)
 	copy(want[70000:], []byte{1, 2, 3})
 	calls := 0
-	if err := v.Hydrate(1<<20, []int64{0, 1}, func(int) { calls++ }); err != nil {
+	if err := v.Hydrate(1<<20, []int64{0, 1}, 1, func(int) { calls++ }); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 2 || v.BaseID() != "" {

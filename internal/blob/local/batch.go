@@ -1,0 +1,98 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/snapstack/snapstack/internal/blob"
+)
+
+var _ blob.Batcher = (*Store)(nil)
+
+// NewBatch returns a batch: its objects are written to temporary files
+// without fsync; Commit flushes the whole file system once (syncfs), then
+// renames them into place and flushes again. A crash before Commit leaves
+// only temporary files, which Sweep removes, so a torn object never
+// carries a final name.
+func (s *Store) NewBatch() blob.Batch { return &batch{s: s} }
+
+type pending struct{ tmp, final, dir string }
+
+type batch struct {
+	s     *Store
+	files []pending
+}
+
+func (b *batch) Put(ctx context.Context, name string, data []byte) error {
+	if err := begin(ctx, "put", name); err != nil {
+		return err
+	}
+	dir := path.Dir(name)
+	if err := b.s.ensureDir(dir); err != nil {
+		return fmt.Errorf("blob/local: put %q: %w", name, err)
+	}
+	tmp := filepath.Join(b.s.path(dir), tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+	b.s.inflight.Store(tmp, struct{}{})
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		b.s.inflight.Delete(tmp)
+		os.Remove(tmp)
+		return fmt.Errorf("blob/local: put %q: %w", name, err)
+	}
+	b.files = append(b.files, pending{tmp: tmp, final: b.s.path(name), dir: b.s.path(dir)})
+	return nil
+}
+
+func (b *batch) Commit(ctx context.Context) error {
+	if len(b.files) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.s.syncfs(); err != nil {
+		return fmt.Errorf("blob/local: commit: %w", err)
+	}
+	for i, p := range b.files {
+		if err := os.Rename(p.tmp, p.final); err != nil {
+			b.files = b.files[i:]
+			b.Abort()
+			return fmt.Errorf("blob/local: commit: %w", err)
+		}
+		b.s.inflight.Delete(p.tmp)
+	}
+	b.files = nil
+	if err := b.s.syncfs(); err != nil {
+		return fmt.Errorf("blob/local: commit: %w", err)
+	}
+	return nil
+}
+
+func (b *batch) Abort() {
+	for _, p := range b.files {
+		os.Remove(p.tmp)
+		b.s.inflight.Delete(p.tmp)
+	}
+	b.files = nil
+}
+
+// syncfs flushes the file system holding the store: data and metadata of
+// every file written so far.
+func (s *Store) syncfs() error {
+	d, err := os.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return errors.Join(err, d.Sync())
+	}
+	return nil
+}
