@@ -425,7 +425,7 @@ func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) 
 
 // failSnapshotsOf ends the snapshots of d still in progress as failed.
 func (s *Service) failSnapshotsOf(tx meta.Tx, d *meta.Disk, reason string) error {
-	list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: d.AccountID, DiskID: d.ID, Status: SnapProgressing})
+	list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: d.AccountID, Product: d.Product, DiskID: d.ID, Status: SnapProgressing})
 	if err != nil {
 		return err
 	}

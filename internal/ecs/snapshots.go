@@ -387,7 +387,7 @@ func (s *Service) Resume(ctx context.Context) error {
 			return err
 		}
 		for _, a := range accs {
-			list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: a.ID, Status: SnapProgressing})
+			list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: a.ID, Product: meta.AnyProduct, Status: SnapProgressing})
 			if err != nil {
 				return err
 			}

@@ -85,7 +85,7 @@ func (s *Service) loadInstance(tx meta.Tx, accountID, id string, write bool) (*m
 }
 
 func (s *Service) markDisksUsed(tx meta.Tx, inst *meta.Instance) error {
-	disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: inst.AccountID, InstanceID: inst.ID})
+	disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: inst.AccountID, Product: inst.Product, InstanceID: inst.ID})
 	if err != nil {
 		return err
 	}
@@ -167,12 +167,12 @@ func (s *Service) ExportableDisks(ctx context.Context) ([]string, error) {
 		}
 		now := s.clock.Now()
 		for _, a := range accs {
-			insts, _, err := tx.ListInstances(meta.InstanceFilter{AccountID: a.ID, Status: InstanceRunning, Now: now})
+			insts, _, err := tx.ListInstances(meta.InstanceFilter{AccountID: a.ID, Product: meta.AnyProduct, Status: InstanceRunning, Now: now})
 			if err != nil {
 				return err
 			}
 			for _, inst := range insts {
-				disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: a.ID, InstanceID: inst.ID, Status: DiskInUse, Now: now})
+				disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: a.ID, Product: meta.AnyProduct, InstanceID: inst.ID, Status: DiskInUse, Now: now})
 				if err != nil {
 					return err
 				}

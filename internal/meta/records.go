@@ -2,6 +2,9 @@ package meta
 
 import "time"
 
+// AnyProduct in a filter's Product selects the records of every product.
+const AnyProduct = "*"
+
 // Instance is an ECS instance. Status is the stored status; while a
 // transition is under way TargetStatus and SettleAt say where it goes and
 // when it gets there (the service settles it lazily, so a restart loses
@@ -9,6 +12,7 @@ import "time"
 type Instance struct {
 	ID              string
 	AccountID       string
+	Product         string // owning product: "" for ECS, "ecd" for EDS
 	RegionID        string
 	ZoneID          string
 	Name            string
@@ -31,6 +35,7 @@ type Instance struct {
 // InstanceFilter selects instances of one account and region.
 type InstanceFilter struct {
 	AccountID       string
+	Product         string // always applied: "" selects ECS records only
 	RegionID        string
 	IDs             []string // nil: no filter; empty: nothing matches
 	ZoneID          string
@@ -46,6 +51,7 @@ type InstanceFilter struct {
 type Disk struct {
 	ID                 string
 	AccountID          string
+	Product            string // owning product: "" for ECS, "ecd" for EDS
 	RegionID           string
 	ZoneID             string
 	Name               string
@@ -86,6 +92,7 @@ type Disk struct {
 // DiskFilter selects disks of one account and region.
 type DiskFilter struct {
 	AccountID       string
+	Product         string // always applied: "" selects ECS records only
 	RegionID        string
 	IDs             []string
 	ZoneID          string
@@ -105,6 +112,7 @@ type DiskFilter struct {
 type Snapshot struct {
 	ID                         string
 	AccountID                  string
+	Product                    string // owning product: "" for ECS, "ecd" for EDS
 	RegionID                   string
 	Name                       string
 	Description                string
@@ -137,6 +145,7 @@ type Snapshot struct {
 // SnapshotFilter selects snapshots of one account (and region, when set).
 type SnapshotFilter struct {
 	AccountID       string
+	Product         string // always applied: "" selects ECS records only
 	RegionID        string
 	IDs             []string
 	DiskID          string

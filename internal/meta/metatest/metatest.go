@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Tokens", testTokens},
 		{"Nonces", testNonces},
 		{"SerialisedUpdates", testSerialised},
+		{"Products", testProducts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,5 +363,33 @@ func testSerialised(t *testing.T, s meta.Store) {
 			t.Errorf("counter = %d, want %d", d.SizeGiB, n)
 		}
 		return err
+	})
+}
+
+// testProducts: each product lists only its own records unless it asks
+// for every product.
+func testProducts(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for _, p := range []string{"", "ecd"} {
+			if err := tx.PutDisk(&meta.Disk{ID: "d-" + p + "x", AccountID: "a", Product: p, CreatedAt: t0}); err != nil {
+				return err
+			}
+			if err := tx.PutSnapshot(&meta.Snapshot{ID: "s-" + p + "x", AccountID: "a", Product: p, CreatedAt: t0}); err != nil {
+				return err
+			}
+			if err := tx.PutInstance(&meta.Instance{ID: "i-" + p + "x", AccountID: "a", Product: p, CreatedAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	view(t, s, func(tx meta.Tx) error {
+		d, _, _ := tx.ListDisks(meta.DiskFilter{AccountID: "a", Product: "ecd"})
+		sn, _, _ := tx.ListSnapshots(meta.SnapshotFilter{AccountID: "a"})
+		_, all, _ := tx.ListInstances(meta.InstanceFilter{AccountID: "a", Product: meta.AnyProduct})
+		if len(d) != 1 || d[0].ID != "d-ecdx" || len(sn) != 1 || sn[0].ID != "s-x" || all != 2 {
+			t.Errorf("product filters: disks %v snapshots %v instances %d", d, sn, all)
+		}
+		return nil
 	})
 }

@@ -49,8 +49,8 @@ func (x *tx) GetInstance(accountID, id string) (*meta.Instance, error) {
 
 func (x *tx) PutInstance(i *meta.Instance) error {
 	err := x.upsert("instances",
-		[]string{"id", "account_id", "region_id", "zone_id", "name", "status", "target_status", "settle_at", "resource_group_id", "created_at"},
-		[]any{i.ID, i.AccountID, i.RegionID, i.ZoneID, i.Name, i.Status, i.TargetStatus, nanos(i.SettleAt), i.ResourceGroupID, nanos(i.CreatedAt)}, i)
+		[]string{"id", "account_id", "product", "region_id", "zone_id", "name", "status", "target_status", "settle_at", "resource_group_id", "created_at"},
+		[]any{i.ID, i.AccountID, i.Product, i.RegionID, i.ZoneID, i.Name, i.Status, i.TargetStatus, nanos(i.SettleAt), i.ResourceGroupID, nanos(i.CreatedAt)}, i)
 	if err != nil {
 		return err
 	}
@@ -64,6 +64,7 @@ func (x *tx) DeleteInstance(accountID, id string) error {
 func (x *tx) ListInstances(f meta.InstanceFilter) ([]*meta.Instance, int, error) {
 	w := &where{}
 	w.eq("account_id", f.AccountID)
+	w.product(f.Product)
 	w.eq("region_id", f.RegionID)
 	w.in("id", f.IDs)
 	w.eq("zone_id", f.ZoneID)
@@ -86,8 +87,8 @@ func (x *tx) FindDisk(id string) (*meta.Disk, error) {
 
 func (x *tx) PutDisk(d *meta.Disk) error {
 	err := x.upsert("disks",
-		[]string{"id", "account_id", "region_id", "zone_id", "instance_id", "name", "type", "category", "status", "target_status", "settle_at", "source_snapshot_id", "resource_group_id", "created_at"},
-		[]any{d.ID, d.AccountID, d.RegionID, d.ZoneID, d.InstanceID, d.Name, d.Type, d.Category, d.Status, d.TargetStatus, nanos(d.SettleAt), d.SourceSnapshotID, d.ResourceGroupID, nanos(d.CreatedAt)}, d)
+		[]string{"id", "account_id", "product", "region_id", "zone_id", "instance_id", "name", "type", "category", "status", "target_status", "settle_at", "source_snapshot_id", "resource_group_id", "created_at"},
+		[]any{d.ID, d.AccountID, d.Product, d.RegionID, d.ZoneID, d.InstanceID, d.Name, d.Type, d.Category, d.Status, d.TargetStatus, nanos(d.SettleAt), d.SourceSnapshotID, d.ResourceGroupID, nanos(d.CreatedAt)}, d)
 	if err != nil {
 		return err
 	}
@@ -101,6 +102,7 @@ func (x *tx) DeleteDisk(accountID, id string) error {
 func (x *tx) ListDisks(f meta.DiskFilter) ([]*meta.Disk, int, error) {
 	w := &where{}
 	w.eq("account_id", f.AccountID)
+	w.product(f.Product)
 	w.eq("region_id", f.RegionID)
 	w.in("id", f.IDs)
 	w.eq("zone_id", f.ZoneID)
@@ -122,8 +124,8 @@ func (x *tx) GetSnapshot(accountID, id string) (*meta.Snapshot, error) {
 
 func (x *tx) PutSnapshot(s *meta.Snapshot) error {
 	err := x.upsert("snapshots",
-		[]string{"id", "account_id", "region_id", "disk_id", "instance_id", "name", "status", "type", "disk_type", "category", "usage", "resource_group_id", "encrypted", "created_at", "expires_at"},
-		[]any{s.ID, s.AccountID, s.RegionID, s.DiskID, s.InstanceID, s.Name, s.Status, s.Type, s.DiskType, s.Category, s.Usage, s.ResourceGroupID, b2i(s.Encrypted), nanos(s.CreatedAt), nanos(s.ExpiresAt)}, s)
+		[]string{"id", "account_id", "product", "region_id", "disk_id", "instance_id", "name", "status", "type", "disk_type", "category", "usage", "resource_group_id", "encrypted", "created_at", "expires_at"},
+		[]any{s.ID, s.AccountID, s.Product, s.RegionID, s.DiskID, s.InstanceID, s.Name, s.Status, s.Type, s.DiskType, s.Category, s.Usage, s.ResourceGroupID, b2i(s.Encrypted), nanos(s.CreatedAt), nanos(s.ExpiresAt)}, s)
 	if err != nil {
 		return err
 	}
@@ -137,6 +139,7 @@ func (x *tx) DeleteSnapshot(accountID, id string) error {
 func (x *tx) ListSnapshots(f meta.SnapshotFilter) ([]*meta.Snapshot, int, error) {
 	w := &where{}
 	w.eq("account_id", f.AccountID)
+	w.product(f.Product)
 	w.eq("region_id", f.RegionID)
 	w.in("id", f.IDs)
 	w.eq("disk_id", f.DiskID)

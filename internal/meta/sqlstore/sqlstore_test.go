@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 
@@ -53,4 +54,42 @@ func TestSplitStatements(t *testing.T) {
 	if len(got) != 2 || got[1] != "CREATE INDEX i ON a (x);" {
 		t.Errorf("got %q", got)
 	}
+}
+
+// TestMigrateFromSchema1: a database made by the first schema, with data,
+// is brought up to date by Open and keeps its records (ECS by default).
+func TestMigrateFromSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := migrations.ReadFile("migrations/0001_init.sql")
+	for _, stmt := range splitStatements(string(body)) {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec := func(q string, args ...any) {
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustExec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)`)
+	mustExec(`INSERT INTO schema_migrations (version) VALUES (1)`)
+	mustExec(`INSERT INTO snapshots (id, account_id, region_id, disk_id, instance_id, name, status, type, disk_type, category, usage, resource_group_id, encrypted, created_at, expires_at, data)
+		VALUES ('s-old', 'a', 'r', 'd', '', 'n', 'accomplished', 'user', 'data', 'standard', 'none', 'rg', 0, 1, 0, '{"ID":"s-old","AccountID":"a"}')`)
+	db.Close()
+	s, err := OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.View(context.Background(), func(tx meta.Tx) error {
+		list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: "a"})
+		if err != nil || len(list) != 1 || list[0].ID != "s-old" {
+			t.Errorf("old snapshot after migration: %v %v", list, err)
+		}
+		return nil
+	})
 }

@@ -131,6 +131,13 @@ func (w *where) eq(col, v string) {
 	}
 }
 
+// product selects one product's records; meta.AnyProduct selects all.
+func (w *where) product(p string) {
+	if p != meta.AnyProduct {
+		w.add("product = ?", p)
+	}
+}
+
 func (w *where) in(col string, ids []string) {
 	if ids == nil {
 		return
