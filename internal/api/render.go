@@ -63,6 +63,15 @@ type errorBody struct {
 // always JSON (every SDK decodes errors as JSON). An error that is not an
 // *apierr.Error is an InternalError; its cause is logged, never sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, reqID, action string, err error) {
+	e := s.logError(reqID, action, err)
+	body, _ := json.Marshal(envelope(r, reqID, e))
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(e.HTTPStatus)
+	w.Write(body)
+}
+
+// logError logs an error once and returns what the client may see.
+func (s *Server) logError(reqID, action string, err error) *apierr.Error {
 	e := apierr.As(err)
 	if e == nil {
 		e = apierr.Internal(err)
@@ -75,14 +84,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, reqID, actio
 	} else {
 		s.log.Info("api", "request_id", reqID, "action", action, "code", e.Code, "status", e.HTTPStatus)
 	}
-	body, _ := json.Marshal(errorBody{
+	return e
+}
+
+// envelope is the Alibaba error body of e.
+func envelope(r *http.Request, reqID string, e *apierr.Error) errorBody {
+	return errorBody{
 		RequestId: reqID,
 		HostId:    r.Host,
 		Code:      e.Code,
 		Message:   e.Message,
 		Recommend: "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(e.Code) + "&product=Ecs&requestId=" + reqID,
-	})
-	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(e.HTTPStatus)
-	w.Write(body)
+	}
 }

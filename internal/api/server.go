@@ -92,6 +92,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, apsaraPrefix) {
+		s.serveApsara(w, r)
+		return
+	}
 	reqID := ecs.NewRequestID()
 	action, format, err := s.serveRPC(w, r, reqID)
 	if err != nil {
@@ -107,6 +111,7 @@ type call struct {
 	params  url.Values
 	action  string
 	version string
+	body    []byte // raw body (JSON bodies)
 }
 
 func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request, reqID string) (string, string, error) {
@@ -206,7 +211,7 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 			return nil, apierr.SignatureNonceUsed
 		}
 	}
-	c := &call{caller: ecs.Caller{AccountID: accountID, AccessKeyID: signed.AccessKeyID}}
+	c := &call{caller: ecs.Caller{AccountID: accountID, AccessKeyID: signed.AccessKeyID}, body: body}
 	if signed.Scheme == signature.SchemeRPC {
 		c.params = signed.Params
 	} else {
@@ -215,7 +220,7 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 			return nil, err
 		}
 	}
-	if signed.Scheme != signature.SchemeROA && rawPath != "/" {
+	if signed.Scheme != signature.SchemeROA && rawPath != "/" && !strings.HasPrefix(r.URL.Path, apsaraPrefix) {
 		return nil, apierr.InvalidActionNotFound
 	}
 	c.action = c.params.Get("Action")

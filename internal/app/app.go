@@ -22,6 +22,7 @@ import (
 	"github.com/snapstack/snapstack/internal/api"
 	"github.com/snapstack/snapstack/internal/blob/local"
 	"github.com/snapstack/snapstack/internal/clock"
+	"github.com/snapstack/snapstack/internal/ecd"
 	"github.com/snapstack/snapstack/internal/ecs"
 	"github.com/snapstack/snapstack/internal/engine"
 	"github.com/snapstack/snapstack/internal/iam"
@@ -140,6 +141,11 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	keys := iam.New(store)
 	h := api.New(keys, func(err error) bool { return errors.Is(err, iam.ErrUnknownKey) }, cfg.Clock, cfg.Log, cfg.API)
 	h.Register(api.ECSVersion, api.ECSActions(svc))
+	eds := map[string]api.Handler{}
+	for name, fn := range ecd.New(svc, cfg.Log).Actions() {
+		eds[name] = fn
+	}
+	h.Register(ecd.Version, eds)
 	if cfg.Admin {
 		h.Register(api.AdminVersion, api.AdminActions(svc))
 		h.Register(api.AdminVersion, dataAdmin(eng))

@@ -30,6 +30,8 @@ type Instance struct {
 	CreatedAt       time.Time
 	StartedAt       time.Time
 	Tags            []Tag
+	// Attrs are a product's own attributes (EDS: office site, bundle).
+	Attrs map[string]string `json:",omitempty"`
 }
 
 // InstanceFilter selects instances of one account and region.

@@ -1,0 +1,126 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/snapstack/snapstack/internal/apierr"
+	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/param"
+)
+
+// The Apsara Stack route (seed 001): POST /apsara/route/Ecs/{Action} with
+// every parameter in the body (form, or a JSON object), lowercase
+// `regionId`, an optional `version` (2016-01-01 in the documents; any
+// value is accepted), signed like any RPC request. It reaches the ECS
+// actions; replies add `RequestID` beside `RequestId`, and errors add the
+// documented `resultCode`/`resultMsg`/`result` beside the Alibaba fields.
+
+const apsaraPrefix = "/apsara/route/Ecs/"
+
+func (s *Server) serveApsara(w http.ResponseWriter, r *http.Request) {
+	reqID := ecs.NewRequestID()
+	action := strings.TrimPrefix(r.URL.Path, apsaraPrefix)
+	res, err := s.apsaraCall(r, action, reqID)
+	if err != nil {
+		s.writeApsaraError(w, r, reqID, action, err)
+		return
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		s.writeApsaraError(w, r, reqID, action, apierr.Internal(err))
+		return
+	}
+	// Add RequestID (the route's documented key) to the ECS body.
+	var m map[string]any
+	json.Unmarshal(body, &m)
+	m["RequestID"] = reqID
+	body, _ = json.Marshal(m)
+	s.log.Info("api", "request_id", reqID, "route", "apsara", "action", action, "status", 200)
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+func (s *Server) apsaraCall(r *http.Request, action, reqID string) (any, error) {
+	if r.Method != http.MethodPost {
+		return nil, apierr.New("InvalidHttpMethod", 405, "The Apsara Stack route accepts POST only.")
+	}
+	c, err := s.authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/json") && len(c.body) > 0 {
+		if err := mergeJSONParams(c.params, c.body); err != nil {
+			return nil, err
+		}
+	}
+	if c.params.Get("regionId") == "" && c.params.Get("RegionId") == "" {
+		return nil, apierr.MissingParameter("regionId")
+	}
+	h, ok := s.versions[ECSVersion][action]
+	if !ok || action == "" {
+		return nil, apierr.InvalidActionNotFound
+	}
+	res, err := h(r.Context(), c.caller, param.New(c.params))
+	if err != nil {
+		return nil, err
+	}
+	if rs, ok := res.(interface{ SetRequestID(string) }); ok {
+		rs.SetRequestID(reqID)
+	}
+	return res, nil
+}
+
+// mergeJSONParams flattens a JSON object body into RPC parameters: a
+// scalar becomes Name=value, a list of objects Name.N.Key=value, a list of
+// scalars Name.N=value.
+func mergeJSONParams(dst map[string][]string, body []byte) error {
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return apierr.InvalidParameter("Body", "The JSON body must be an object.")
+	}
+	var flatten func(prefix string, v any)
+	flatten = func(prefix string, v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, x := range t {
+				flatten(prefix+"."+k, x)
+			}
+		case []any:
+			for i, x := range t {
+				flatten(fmt.Sprintf("%s.%d", prefix, i+1), x)
+			}
+		case nil:
+		case string:
+			dst[prefix] = append(dst[prefix], t)
+		default:
+			b, _ := json.Marshal(t)
+			dst[prefix] = append(dst[prefix], string(b))
+		}
+	}
+	for k, v := range obj {
+		flatten(k, v)
+	}
+	return nil
+}
+
+// apsaraError is the route's error body: the Alibaba envelope plus the
+// fields of the documented sample.
+type apsaraError struct {
+	errorBody
+	RequestID  string
+	ResultCode int    `json:"resultCode"`
+	ResultMsg  string `json:"resultMsg"`
+	Result     any    `json:"result"`
+}
+
+func (s *Server) writeApsaraError(w http.ResponseWriter, r *http.Request, reqID, action string, err error) {
+	e := s.logError(reqID, action, err)
+	body, _ := json.Marshal(apsaraError{errorBody: envelope(r, reqID, e), RequestID: reqID, ResultCode: -1, ResultMsg: e.Message})
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(e.HTTPStatus)
+	w.Write(body)
+}

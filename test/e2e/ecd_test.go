@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	ecd "github.com/aliyun/alibaba-cloud-sdk-go/services/ecd"
+	legacy "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+
+	"github.com/snapstack/snapstack/internal/signature"
+)
+
+func (e *env) ecdClient() *ecd.Client {
+	c, err := ecd.NewClientWithAccessKey("cn-hangzhou", testKey, testSecret)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) desktopStatus(c *ecd.Client, id string) (status, sys, data string) {
+	e.t.Helper()
+	req := ecd.CreateDescribeDesktopsRequest()
+	e.point(req)
+	req.DesktopId = &[]string{id}
+	resp, err := c.DescribeDesktops(req)
+	if err != nil || len(resp.Desktops) != 1 {
+		e.t.Fatalf("DescribeDesktops: %v", err)
+	}
+	d := resp.Desktops[0]
+	for _, disk := range d.Disks {
+		if disk.DiskType == "SYSTEM" {
+			sys = disk.DiskId
+		} else {
+			data = disk.DiskId
+		}
+	}
+	return d.DesktopStatus, sys, data
+}
+
+func (e *env) waitDesktop(c *ecd.Client, id, status string) (sys, data string) {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, sys, data := e.desktopStatus(c, id)
+		if st == status {
+			return sys, data
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("desktop %s is %s, want %s", id, st, status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) waitEDSSnapshot(c *ecd.Client, id string) ecd.Snapshot {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		req := ecd.CreateDescribeSnapshotsRequest()
+		e.point(req)
+		req.SnapshotId = id
+		resp, err := c.DescribeSnapshots(req)
+		if err != nil || len(resp.Snapshots) != 1 {
+			e.t.Fatalf("DescribeSnapshots %s: %v", id, err)
+		}
+		if s := resp.Snapshots[0]; s.Status == "ACCOMPLISHED" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("snapshot %s not accomplished", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEDSSnapshotResetOverNBD: a desktop's data disk, written over NBD,
+// snapshotted through the official ecd SDK, overwritten, then restored by
+// ResetSnapshot byte for byte.
+func TestEDSSnapshotResetOverNBD(t *testing.T) {
+	needTool(t, "qemu-io")
+	needTool(t, "nbdcopy")
+	e := start(t, "")
+	c := e.ecdClient()
+	cr := ecd.CreateCreateDesktopsRequest()
+	e.point(cr)
+	cr.OfficeSiteId, cr.BundleId, cr.DesktopName = "cn-hangzhou+dir-1", "b-default", "dev-desktop"
+	cr.QueryParams["SystemDiskSize"], cr.QueryParams["DataDiskSize"] = "1", "1"
+	created, err := c.CreateDesktops(cr)
+	if err != nil || len(created.DesktopId) != 1 {
+		t.Fatalf("CreateDesktops: %v %+v", err, created)
+	}
+	desk := created.DesktopId[0]
+	_, data := e.waitDesktop(c, desk, "Running")
+
+	e.qemuIO(data, "write -P 0x3c 0 2M", "write -P 0x77 900M 64k", "flush")
+	before := e.dump(data)
+
+	sr := ecd.CreateCreateSnapshotRequest()
+	e.point(sr)
+	sr.DesktopId, sr.SnapshotName, sr.SourceDiskType, sr.Description = desk, "before-upgrade", "data", "nightly"
+	snap, err := c.CreateSnapshot(sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.waitEDSSnapshot(c, snap.SnapshotId)
+	if s.SourceDiskType != "DATA" || s.SnapshotType != "USER" || s.Progress != "100%" || s.SourceDiskSize != "1" || s.DesktopId != desk {
+		t.Errorf("snapshot = %+v", s)
+	}
+
+	// The desktop must be stopped to reset.
+	e.qemuIO(data, "write -P 0xee 0 4M", "flush")
+	rr := ecd.CreateResetSnapshotRequest()
+	e.point(rr)
+	rr.SnapshotId = snap.SnapshotId
+	_, err = c.ResetSnapshot(rr)
+	wantLegacyError(t, err, 403, "IncorrectDesktopStatus")
+	stop := ecd.CreateStopDesktopsRequest()
+	e.point(stop)
+	stop.DesktopId = &[]string{desk}
+	if _, err := c.StopDesktops(stop); err != nil {
+		t.Fatal(err)
+	}
+	e.waitDesktop(c, desk, "Stopped")
+	if _, err := c.ResetSnapshot(rr); err != nil {
+		t.Fatal(err)
+	}
+	startReq := ecd.CreateStartDesktopsRequest()
+	e.point(startReq)
+	startReq.DesktopId = &[]string{desk}
+	if _, err := c.StartDesktops(startReq); err != nil {
+		t.Fatal(err)
+	}
+	e.waitDesktop(c, desk, "Running")
+	if e.dump(data) != before {
+		t.Fatal("ResetSnapshot did not restore the disk byte for byte")
+	}
+
+	// Rules of seed 000.
+	bad := ecd.CreateCreateSnapshotRequest()
+	e.point(bad)
+	bad.DesktopId, bad.SourceDiskType = desk, "system"
+	for _, name := range []string{"a", strings.Repeat("n", 128), "auto-x", "1abc", "bad:colon"} {
+		bad.SnapshotName = name
+		_, err := c.CreateSnapshot(bad)
+		wantLegacyError(t, err, 400, "InvalidSnapshotName.Malformed")
+	}
+	// A fresh request each time: the legacy SDK keeps a parameter once set.
+	for _, tc := range []struct {
+		desktop, kind, desc string
+		status              int
+		code                string
+	}{
+		{desk, "system", strings.Repeat("d", 129), 400, "InvalidDescription.Malformed"},
+		{desk, "boot", "", 400, "InvalidSourceDiskType.ValueNotSupported"},
+		{"ecd-none", "system", "", 404, "InvalidDesktopId.NotFound"},
+	} {
+		r := ecd.CreateCreateSnapshotRequest()
+		e.point(r)
+		r.DesktopId, r.SourceDiskType, r.SnapshotName, r.Description = tc.desktop, tc.kind, strings.Repeat("n", 127), tc.desc
+		_, err = c.CreateSnapshot(r)
+		wantLegacyError(t, err, tc.status, tc.code)
+	}
+
+	// EDS snapshots are not ECS snapshots.
+	if e.countECSSnapshots() != 0 {
+		t.Error("an EDS snapshot shows in ECS DescribeSnapshots")
+	}
+	del := ecd.CreateDeleteSnapshotRequest()
+	e.point(del)
+	del.SnapshotId = &[]string{snap.SnapshotId, "s-unknown"}
+	if _, err := c.DeleteSnapshot(del); err != nil {
+		t.Fatal(err)
+	}
+	dd := ecd.CreateDeleteDesktopsRequest()
+	e.point(dd)
+	dd.DesktopId = &[]string{desk}
+	if _, err := c.DeleteDesktops(dd); err != nil {
+		t.Fatal(err)
+	}
+	req := ecd.CreateDescribeDesktopsRequest()
+	e.point(req)
+	resp, err := c.DescribeDesktops(req)
+	if err != nil || len(resp.Desktops) != 0 {
+		t.Errorf("after DeleteDesktops: %v %d desktops", err, len(resp.Desktops))
+	}
+}
+
+func (e *env) countECSSnapshots() int {
+	c := e.legacyClient()
+	req := legacy.CreateDescribeSnapshotsRequest()
+	e.point(req)
+	resp, err := c.DescribeSnapshots(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.TotalCount
+}
+
+// TestApsaraRoute: the Apsara Stack route with a raw signed client: body
+// parameters, lowercase regionId, RequestID, the error sample's fields.
+func TestApsaraRoute(t *testing.T) {
+	e := start(t, "")
+	_, _, data := e.runInstance()
+	post := func(action string, params url.Values) (int, map[string]any) {
+		params.Set("Format", "JSON")
+		signature.SignRPC("POST", params, testKey, testSecret, "", time.Now().UTC())
+		resp, err := http.Post("http://"+e.app.Addr+"/apsara/route/Ecs/"+action, "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("%s: %s", action, raw)
+		}
+		return resp.StatusCode, m
+	}
+	status, m := post("CreateSnapshot", url.Values{"regionId": {"cn-hangzhou"}, "version": {"2016-01-01"}, "DiskId": {data},
+		"SnapshotName": {"apsara-1"}, "RetentionDays": {"3"}, "Tag.1.Key": {"k"}, "Tag.1.Value": {"v"}, "ClientToken": {"tok-a"}})
+	if status != 200 || m["SnapshotId"] == nil || m["RequestID"] == nil {
+		t.Fatalf("CreateSnapshot over the route: %d %v", status, m)
+	}
+	e.waitAccomplished(m["SnapshotId"].(string))
+	status, m = post("DescribeSnapshots", url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}})
+	if status != 200 || m["TotalCount"].(float64) != 1 {
+		t.Errorf("DescribeSnapshots over the route: %d %v", status, m)
+	}
+	for _, tc := range []struct {
+		params url.Values
+		status int
+		code   string
+	}{
+		{url.Values{"DiskId": {data}}, 400, "MissingParameter"},
+		{url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}, "Description": {"http://x"}}, 404, "InvalidDescription.Malformed"},
+		{url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}, "Category": {"Other"}}, 403, "InvalidSnapshotCategory.Malformed"},
+		{url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}, "RetentionDays": {"65537"}}, 400, "InvalidRetentionDays.Malformed"},
+		{url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}, "Tag.21.Key": {"k"}}, 403, "QuotaExceed.Tags"},
+		{url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}, "SnapshotName": {"auto1"}}, 400, "InvalidSnapshotName.Malformed"},
+		{url.Values{"regionId": {"cn-hangzhou"}, "DiskId": {data}, "ClientToken": {"tok-a"}, "SnapshotName": {"other"}}, 403, "IdempotentParameterMismatch"},
+	} {
+		status, m := post("CreateSnapshot", tc.params)
+		if status != tc.status || m["Code"] != tc.code || m["resultCode"].(float64) != -1 || m["resultMsg"] == "" {
+			t.Errorf("%v: %d %v, want %d %s", tc.params, status, m, tc.status, tc.code)
+		}
+	}
+	if status, m := post("NoSuchAction", url.Values{"regionId": {"cn-hangzhou"}}); status != 404 || m["Code"] != "InvalidAction.NotFound" {
+		t.Errorf("unknown action: %d %v", status, m)
+	}
+}
