@@ -202,7 +202,7 @@ func (v *Volume) Compact() error {
 // copyClusters copies the clusters from holds into into, skipping those
 // into already holds when skipHeld, then makes into durable.
 func (v *Volume) copyClusters(into, from *layer, skipHeld bool) error {
-	buf := make([]byte, ClusterSize)
+	buf := alignedBuffer(ClusterSize)
 	err := from.held(func(c int64) error {
 		if skipHeld && into.has(c) {
 			return nil
@@ -212,7 +212,7 @@ func (v *Volume) copyClusters(into, from *layer, skipHeld bool) error {
 		if _, err := from.data.ReadAt(buf[:n], start); err != nil {
 			return err
 		}
-		if _, err := into.data.WriteAt(buf[:n], start); err != nil {
+		if err := into.writeBulk(buf[:n], start); err != nil {
 			return err
 		}
 		into.gain(c)
@@ -297,7 +297,7 @@ func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
 		}
 		start := c*ClusterSize - off
 		end := min(start+ClusterSize, size)
-		if _, err := bottom.data.WriteAt(buf[start:end], c*ClusterSize); err != nil {
+		if err := bottom.writeBulk(buf[start:end], c*ClusterSize); err != nil {
 			return err
 		}
 		bottom.gain(c)
@@ -330,7 +330,7 @@ func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, chunkSize)
+			buf := alignedBuffer(int(chunkSize))
 			for k := range work {
 				if err := v.hydrateChunk(buf, k, chunkSize); err != nil {
 					errc <- err
