@@ -53,6 +53,11 @@ func (s *Server) apsaraCall(r *http.Request, action, reqID string) (any, error) 
 		return nil, err
 	}
 	if strings.HasPrefix(strings.ToLower(r.Header.Get("Content-Type")), "application/json") && len(c.body) > 0 {
+		// Only ACS3 covers the body (its hash is signed); an RPC
+		// signature covers query and form parameters only.
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "ACS3-") {
+			return nil, apierr.IncompleteSignature.WithMessage("A JSON body must be signed with ACS3 (x-acs-content-sha256).")
+		}
 		if err := mergeJSONParams(c.params, c.body); err != nil {
 			return nil, err
 		}

@@ -16,7 +16,8 @@ import (
 var AdminStates = map[string][]string{
 	"account":  {"NotEnoughBalance", "SnapshotServiceUnavailable", "KMSUnauthorized"},
 	"instance": {"SecurityLock"},
-	"disk":     {"InArrears", "Transferring", "Expired", "DeviceInvalid", "Encrypted", "SnapshotFail", "SnapshotHold", "SnapshotStall"},
+	"disk": {"InArrears", "Transferring", "Expired", "DeviceInvalid", "Encrypted", "SnapshotFail", "SnapshotHold", "SnapshotStall",
+		"VolumeUnavailable", "VolumeMissing", "InstanceLost"},
 }
 
 // SetState is the admin action: ResourceType (account|instance|disk),
@@ -78,7 +79,8 @@ func (s *Service) SetState(ctx context.Context, c Caller, p param.Values) (any, 
 			}
 			flags := map[string]*bool{"InArrears": &d.InArrears, "Transferring": &d.Transferring, "Expired": &d.Expired,
 				"DeviceInvalid": &d.DeviceInvalid, "Encrypted": &d.Encrypted, "SnapshotFail": &d.SnapshotFail,
-				"SnapshotHold": &d.SnapshotHold, "SnapshotStall": &d.SnapshotStall}
+				"SnapshotHold": &d.SnapshotHold, "SnapshotStall": &d.SnapshotStall, "VolumeUnavailable": &d.VolumeUnavailable,
+				"VolumeMissing": &d.VolumeMissing, "InstanceLost": &d.InstanceLost}
 			*flags[state] = on
 			if err := tx.PutDisk(d); err != nil {
 				return err

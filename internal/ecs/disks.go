@@ -61,6 +61,17 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	if hasSize && !diskSizeOK(category, int(size)) {
 		return nil, apierr.InvalidDiskSize
 	}
+	multi := false
+	switch p.String("MultiAttach") {
+	case "", "Disabled":
+	case "Enabled":
+		if !essd(category) {
+			return nil, apierr.New("InvalidParameter.MultiAttach", 400, "Multi-attach is available only for ESSDs.")
+		}
+		multi = true
+	default:
+		return nil, apierr.InvalidParameter("MultiAttach", "Valid values: Enabled, Disabled.")
+	}
 	tags, err := parseTags(p)
 	if err != nil {
 		return nil, err
@@ -107,7 +118,7 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 		d := &meta.Disk{ID: id, AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone, Name: name,
 			Description: desc, Category: category, PerformanceLevel: perfLevel(diskSpec{category: category, perfLevel: p.String("PerformanceLevel")}),
 			Type: "data", SizeGiB: int(size), ResourceGroupID: rg, Status: DiskCreating, TargetStatus: DiskAvailable,
-			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, CreatedAt: now, Tags: tags}
+			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, MultiAttach: multi, CreatedAt: now, Tags: tags}
 		if snapID != "" {
 			snap, err := tx.GetSnapshot(c.AccountID, snapID)
 			if errors.Is(err, meta.ErrNotFound) {

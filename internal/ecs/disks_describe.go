@@ -138,6 +138,9 @@ func diskItem(d *meta.Disk) DiskItem {
 		CreationTime: timeStr(d.CreatedAt), AttachedTime: timeStr(d.AttachedAt), DetachedTime: timeStr(d.DetachedAt),
 		ExpiredTime: "2999-09-08T16:00Z", Encrypted: d.Encrypted, KMSKeyId: d.KMSKeyID, ResourceGroupId: d.ResourceGroupID,
 		SerialNumber: d.ID[2:], MultiAttach: "Disabled", IOPS: 1800 + 50*d.SizeGiB, Tags: tagSet(d.Tags)}
+	if d.MultiAttach {
+		it.MultiAttach = "Enabled"
+	}
 	if d.Status == DiskInUse || d.Status == DiskDetaching {
 		it.Device = d.Device
 	}

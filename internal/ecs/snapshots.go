@@ -226,6 +226,10 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 		return nil, apierr.DiskNotFound
 	}
 	switch {
+	case d.VolumeMissing:
+		return nil, apierr.VolumeNotFound
+	case d.MultiAttach:
+		return nil, apierr.DiskIDValueNotSupported
 	case localCategories[d.Category]:
 		return nil, apierr.DiskCategoryNotSupported
 	case ephemeralCategories[d.Category]:
@@ -237,6 +241,9 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 	}
 	if d.InArrears {
 		return nil, apierr.DiskInArrears
+	}
+	if d.VolumeUnavailable {
+		return nil, apierr.IncorrectVolumeStatus
 	}
 	if d.Transferring {
 		return nil, apierr.DiskTransferring
@@ -259,6 +266,9 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 		return nil, apierr.DiskNeverAttached
 	}
 	var inst *meta.Instance
+	if d.InstanceLost {
+		return nil, apierr.InstanceNotFound
+	}
 	if d.InstanceID != "" {
 		inst, err = s.loadInstance(tx, c.AccountID, d.InstanceID, true)
 		if err != nil {

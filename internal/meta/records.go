@@ -88,7 +88,13 @@ type Disk struct {
 	SnapshotFail  bool // the next snapshot attempt fails (CreateSnapshot.Failed)
 	SnapshotHold  bool // snapshot uploads of this disk stay in progress until cleared
 	SnapshotStall bool // CreateSnapshot on this disk waits before the seal until cleared
-	Tags          []Tag
+	// Fault states of a disk's backing (admin): its Shared Block Storage
+	// volume unavailable or gone, its instance record lost.
+	VolumeUnavailable bool
+	VolumeMissing     bool
+	InstanceLost      bool
+	MultiAttach       bool // Enabled at CreateDisk (shared by several instances)
+	Tags              []Tag
 }
 
 // DiskFilter selects disks of one account and region.

@@ -322,6 +322,34 @@ func createSnapshotErrorCases() []errCase {
 			_, err := f.legacySnap(func(r *legacy.CreateSnapshotRequest) { r.DiskId = f.data })
 			return err
 		}},
+		{403, "IncorrectVolumeStatus", "admin disk VolumeUnavailable", sdkTea, func(t *testing.T) error {
+			f := newErrFx(t)
+			f.setState("disk", f.data, "VolumeUnavailable", true)
+			_, err := f.snapDisk(f.data)
+			return err
+		}},
+		{404, "InvalidVolumeId.NotFound", "admin disk VolumeMissing", sdkLegacy, func(t *testing.T) error {
+			f := newErrFx(t)
+			f.setState("disk", f.data, "VolumeMissing", true)
+			_, err := f.legacySnap(func(r *legacy.CreateSnapshotRequest) { r.DiskId = f.data })
+			return err
+		}},
+		{404, "InvalidInstanceId.NotFound", "admin disk InstanceLost", sdkTea, func(t *testing.T) error {
+			f := newErrFx(t)
+			f.setState("disk", f.sys, "InstanceLost", true)
+			_, err := f.snapDisk(f.sys)
+			return err
+		}},
+		{403, "DiskId.ValueNotSupported", "a multi-attach disk (CreateDisk MultiAttach=Enabled)", sdkTea, func(t *testing.T) error {
+			f := newErrFx(t)
+			resp, err := f.tea.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String("cn-hangzhou"), ZoneId: tea.String("cn-hangzhou-i"),
+				Size: tea.Int32(20), DiskCategory: tea.String("cloud_essd"), MultiAttach: tea.String("Enabled")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.snapDisk(tea.StringValue(resp.Body.DiskId))
+			return err
+		}},
 		{403, "IncorrectDiskStatus.Transferring", "admin disk Transferring", sdkTea, func(t *testing.T) error {
 			f := newErrFx(t)
 			f.setState("disk", f.data, "Transferring", true)
@@ -544,9 +572,9 @@ func docCreateSnapshotCodes(t *testing.T) map[string]int {
 	if i < 0 {
 		t.Fatal("docs/compatibility.md has no CreateSnapshot error table")
 	}
-	text = text[i:]
-	if j := strings.Index(text, "Not reachable yet"); j >= 0 {
-		text = text[:j]
+	text = text[i+2:]
+	if j := strings.Index(text, "\n## "); j >= 0 {
+		text = text[:j] // this section only
 	}
 	codes := map[string]int{}
 	for _, line := range strings.Split(text, "\n") {

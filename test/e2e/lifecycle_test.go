@@ -228,3 +228,28 @@ func wantTeaError(t *testing.T, err error, status int, code string) {
 		t.Errorf("got %d %s (%s), want %d %s", tea.IntValue(se.StatusCode), tea.StringValue(se.Code), tea.StringValue(se.Message), status, code)
 	}
 }
+
+// TestLegacySDKGet: the legacy SDK switched to GET (parameters and
+// signature in the query) works for reads and writes.
+func TestLegacySDKGet(t *testing.T) {
+	e := start(t, "")
+	_, _, data := e.runInstance()
+	c := e.legacyClient()
+	req := legacy.CreateCreateSnapshotRequest()
+	e.point(req)
+	req.Method = "GET"
+	req.DiskId = data
+	req.SnapshotName = "via-get"
+	resp, err := c.CreateSnapshot(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := legacy.CreateDescribeSnapshotsRequest()
+	e.point(d)
+	d.Method = "GET"
+	d.SnapshotName = "via-get"
+	got, err := c.DescribeSnapshots(d)
+	if err != nil || got.TotalCount != 1 || got.Snapshots.Snapshot[0].SnapshotId != resp.SnapshotId {
+		t.Fatalf("GET DescribeSnapshots: %v %+v", err, got)
+	}
+}
