@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of snapstack. Idempotent: installs what the tests need
-# (the real NBD clients: qemu-img/qemu-io, nbdcopy/nbdinfo/nbdsh, fio) from
+# (the real NBD clients: qemu-img/qemu-io, nbdcopy/nbdinfo/nbdsh, fio; the
+# OCI registry and client of the DSW tests: docker-registry, skopeo) from
 # Debian when missing, fetches the pinned Go modules with a timeout and one
 # retry, then checks formatting, vets and tests.
 set -euo pipefail
@@ -10,7 +11,7 @@ export PATH=/usr/local/go/bin:$PATH
 retry() { "$@" || { echo "retrying: $*" >&2; sleep 5; "$@"; }; }
 
 need=()
-for pair in qemu-io:qemu-utils nbdcopy:libnbd-bin nbdsh:python3-libnbd fio:fio; do
+for pair in qemu-io:qemu-utils nbdcopy:libnbd-bin nbdsh:python3-libnbd fio:fio docker-registry:docker-registry skopeo:skopeo; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -59,6 +59,8 @@ type Server struct {
 	// versions maps an API Version to its actions.
 	versions map[string]map[string]Handler
 	ready    func() bool
+	roa      []roaGroup // ROA routes by path prefix (roa.go)
+	mounts   []mount    // handlers served before authentication (roa.go)
 }
 
 // New returns a Server. unknownKey tells Keys' unknown-key error apart.
@@ -90,6 +92,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		io.WriteString(w, "ok\n")
+		return
+	}
+	if s.serveMounted(w, r) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, apsaraPrefix) {
@@ -220,7 +225,7 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 			return nil, err
 		}
 	}
-	if signed.Scheme != signature.SchemeROA && rawPath != "/" && !strings.HasPrefix(r.URL.Path, apsaraPrefix) {
+	if signed.Scheme != signature.SchemeROA && rawPath != "/" && !s.isROA(r.URL.Path) && !strings.HasPrefix(r.URL.Path, apsaraPrefix) {
 		return nil, apierr.InvalidActionNotFound
 	}
 	c.action = c.params.Get("Action")

@@ -22,6 +22,7 @@ import (
 	"github.com/snapstack/snapstack/internal/api"
 	"github.com/snapstack/snapstack/internal/blob/local"
 	"github.com/snapstack/snapstack/internal/clock"
+	"github.com/snapstack/snapstack/internal/dsw"
 	"github.com/snapstack/snapstack/internal/ecd"
 	"github.com/snapstack/snapstack/internal/ecs"
 	"github.com/snapstack/snapstack/internal/engine"
@@ -49,6 +50,7 @@ type Config struct {
 	Log             *slog.Logger
 	// Announce receives the one-time message with a newly created key.
 	Announce io.Writer
+	DSW      DSWConfig // PAI-DSW and the embedded registry (dsw.go)
 }
 
 // RootKey is the root account's AccessKey.
@@ -65,6 +67,7 @@ type App struct {
 	Service *ecs.Service
 
 	Engine *engine.Engine
+	DSW    *dsw.Service
 
 	srv    *http.Server
 	nbd    *nbd.Server
@@ -163,6 +166,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return fail(fmt.Errorf("nbd: %w", err))
 	}
 	a.Addr, a.NBDAddr = ln.Addr().String(), nln.Addr().String()
+	if err := a.startDSW(ctx, cfg, store, h, keys); err != nil {
+		return fail(err)
+	}
 	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log)
 	eng.OnOffline(a.nbd.Disconnect)
 	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
@@ -205,7 +211,7 @@ func (a *App) Close() error {
 	err = errors.Join(err, a.nbd.Close())
 	a.cancel()
 	a.wg.Wait()
-	return errors.Join(err, a.Engine.Close(), a.store.Close())
+	return errors.Join(err, a.closeDSW(), a.Engine.Close(), a.store.Close())
 }
 
 // rootKey picks the root key: configuration (environment), else the key

@@ -81,6 +81,7 @@ type Tx interface {
 	// UseNonce records a signature nonce of an access key until expires. It
 	// returns false when the nonce was already recorded and has not expired.
 	UseNonce(accessKeyID, nonce string, now, expires time.Time) (bool, error)
+	DSWTx
 }
 
 // Page selects a window of a list. Limit <= 0 means no limit.

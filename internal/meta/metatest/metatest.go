@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Nonces", testNonces},
 		{"SerialisedUpdates", testSerialised},
 		{"Products", testProducts},
+		{"DSW", testDSW},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
