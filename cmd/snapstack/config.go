@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snapstack/snapstack/internal/app"
 	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/oci"
 )
 
 // fileConfig is the optional JSON configuration file (--config). Flags
@@ -24,12 +26,24 @@ type fileConfig struct {
 	RequireInUseDisk     bool         `json:"require_in_use_disk"`
 	TransitionDelay      string       `json:"transition_delay"`
 	RetentionInterval    string       `json:"retention_interval"`
+	DSW                  dswConfig    `json:"dsw"`
+}
+
+// dswConfig is the PAI-DSW part of the configuration file.
+type dswConfig struct {
+	// RegistryCredentials: logins to external registries by host.
+	RegistryCredentials map[string]oci.Credential `json:"registry_credentials"`
+	InsecureRegistries  []string                  `json:"insecure_registries"`
+	RegistryAnonymous   bool                      `json:"registry_anonymous"`
+	RegistryHosts       []string                  `json:"registry_hosts"`
+	HostPathRoots       []string                  `json:"host_path_roots"`
 }
 
 type serveConfig struct {
 	listen, nbdListen, data string
 	admin                   bool
 	ecs                     ecs.Config
+	dsw                     app.DSWConfig
 	retentionEvery          time.Duration
 }
 
@@ -140,6 +154,8 @@ func (fc *fileConfig) apply(c *serveConfig) error {
 		c.ecs.SnapshotQuotaPerDisk = fc.SnapshotQuotaPerDisk
 	}
 	c.ecs.RequireInUseDisk = fc.RequireInUseDisk
+	c.dsw = app.DSWConfig{RegistryCredentials: fc.DSW.RegistryCredentials, InsecureRegistries: fc.DSW.InsecureRegistries,
+		RegistryAnonymous: fc.DSW.RegistryAnonymous, RegistryHosts: fc.DSW.RegistryHosts, HostPathRoots: fc.DSW.HostPathRoots}
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration

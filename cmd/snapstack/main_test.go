@@ -143,3 +143,22 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+func TestConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snapstack.json")
+	os.WriteFile(path, []byte(`{"listen":"127.0.0.1:1","data":"/d","snapshot_quota_per_disk":64,"require_in_use_disk":true,
+		"transition_delay":"5s","regions":[{"id":"cn-shanghai","zones":["cn-shanghai-a"]}],
+		"dsw":{"registry_credentials":{"r.example":{"username":"u","password":"p"}},"insecure_registries":["10.0.0.5:5000"]}}`), 0o600)
+	c, err := parseServeFlags([]string{"--config", path, "--listen", "127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.listen != "127.0.0.1:2" || c.data != "/d" || c.ecs.SnapshotQuotaPerDisk != 64 || !c.ecs.RequireInUseDisk ||
+		c.ecs.TransitionDelay != 5*time.Second || c.ecs.DefaultRegion != "cn-shanghai" || c.ecs.Regions[0].IDCode != "uf" ||
+		c.dsw.RegistryCredentials["r.example"].Password != "p" || c.dsw.InsecureRegistries[0] != "10.0.0.5:5000" {
+		t.Errorf("config = %+v", c)
+	}
+	if _, err := parseServeFlags([]string{"--region", "bad"}); err == nil {
+		t.Error("a malformed --region was accepted")
+	}
+}
