@@ -94,6 +94,6 @@ func envelope(r *http.Request, reqID string, e *apierr.Error) errorBody {
 		HostId:    r.Host,
 		Code:      e.Code,
 		Message:   e.Message,
-		Recommend: "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(e.Code) + "&product=Ecs&requestId=" + reqID,
+		Recommend: "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(e.Code) + "&requestId=" + reqID,
 	}
 }

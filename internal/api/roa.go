@@ -162,11 +162,7 @@ func (s *Server) findROA(method, rawPath string) (ROARoute, map[string]string, b
 // roaError is the error envelope of the ROA products: the fields every SDK
 // reads (all strings) plus Success and HttpStatusCode.
 type roaError struct {
-	RequestId      string
-	HostId         string
-	Code           string
-	Message        string
-	Recommend      string
+	errorBody
 	Success        bool
 	HttpStatusCode int
 }
@@ -174,21 +170,8 @@ type roaError struct {
 // writeROAError renders err like writeError, in the ROA envelope. The
 // cause of a 5xx is logged, never sent.
 func (s *Server) writeROAError(w http.ResponseWriter, r *http.Request, reqID, action string, err error) {
-	e := apierr.As(err)
-	if e == nil {
-		e = apierr.Internal(err)
-	}
-	if e.HTTPStatus >= 500 {
-		s.log.Error("api", "request_id", reqID, "action", action, "code", e.Code, "status", e.HTTPStatus, "cause", e.Cause())
-		if e.Code == apierr.InternalError.Code {
-			e = apierr.InternalError
-		}
-	} else {
-		s.log.Info("api", "request_id", reqID, "action", action, "code", e.Code, "status", e.HTTPStatus)
-	}
-	body, _ := json.Marshal(roaError{RequestId: reqID, HostId: r.Host, Code: e.Code, Message: e.Message,
-		Recommend:      "https://api.aliyun.com/troubleshoot?q=" + url.QueryEscape(e.Code) + "&requestId=" + reqID,
-		HttpStatusCode: e.HTTPStatus})
+	e := s.logError(reqID, action, err)
+	body, _ := json.Marshal(roaError{errorBody: envelope(r, reqID, e), HttpStatusCode: e.HTTPStatus})
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(e.HTTPStatus)
 	w.Write(body)

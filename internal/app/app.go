@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/snapstack/snapstack/internal/atomicfile"
 	"io"
 	"log/slog"
 	"net"
@@ -234,26 +235,10 @@ func rootKey(cfg Config) (key RootKey, created bool, err error) {
 	}
 	key = RootKey{AccessKeyID: "LTAI" + randHex(10), AccessKeySecret: randHex(15)}
 	raw, _ := json.MarshalIndent(key, "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return key, false, err
-	}
-	if err := syncFile(tmp); err != nil {
-		return key, false, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, raw, 0o600); err != nil {
 		return key, false, err
 	}
 	return key, true, nil
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 func randHex(n int) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/snapstack/snapstack/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sync"
@@ -123,16 +124,7 @@ func (e *Engine) localManifestPath(diskID, kind, snapshotID string) string {
 // manifest atomically, removing the previous one of that kind.
 func (e *Engine) writeLocalManifest(diskID, kind, snapshotID string, m *manifest.Manifest) error {
 	path := e.localManifestPath(diskID, kind, snapshotID)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(m.Encode())
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, m.Encode(), 0o600); err != nil {
 		return err
 	}
 	old, _ := filepath.Glob(filepath.Join(e.volDir(diskID), kind+"-*.manifest"))
@@ -141,12 +133,7 @@ func (e *Engine) writeLocalManifest(diskID, kind, snapshotID string, m *manifest
 			os.Remove(o)
 		}
 	}
-	d, err := os.Open(e.volDir(diskID))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 func (e *Engine) readLocalManifest(diskID, kind, snapshotID string) (*manifest.Manifest, error) {

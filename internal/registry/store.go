@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/snapstack/snapstack/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -138,7 +139,7 @@ func (s *store) commitUpload(id, digest string) (ok bool, err error) {
 	if err := os.Rename(p, s.blobPath(digest)); err != nil {
 		return false, err
 	}
-	return true, syncDir(filepath.Dir(s.blobPath(digest)))
+	return true, atomicfile.SyncDir(filepath.Dir(s.blobPath(digest)))
 }
 
 // putBlob stores data (already known to hash to digest).
@@ -149,40 +150,13 @@ func (s *store) putBlob(digest string, data []byte) error {
 	return writeAtomic(s.blobPath(digest), data)
 }
 
-// writeAtomic writes data to path through a synced temporary file.
+// writeAtomic writes data to path (creating its directory) atomically
+// and durably.
 func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(path, data, 0o600)
 }
 
 // listNames returns the sorted names of the regular files in dir, skipping

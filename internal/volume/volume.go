@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/snapstack/snapstack/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -147,29 +148,7 @@ func (v *Volume) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(v.dir, "volume.json.tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(raw)
-	serr := f.Sync()
-	if err := errors.Join(werr, serr, f.Close()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(v.dir, "volume.json")); err != nil {
-		return err
-	}
-	return syncDir(v.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(filepath.Join(v.dir, "volume.json"), raw, 0o600)
 }
 
 // Size returns the size in bytes.

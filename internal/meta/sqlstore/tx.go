@@ -178,20 +178,10 @@ func (w *where) sql() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// page runs a count and a paged select of `data` over table with w.
+// page runs a count and a paged select of `data` over table with w,
+// newest first.
 func page[T any](x *tx, table string, w *where, p meta.Page) ([]*T, int, error) {
-	var total int
-	if err := x.t.QueryRowContext(x.ctx, "SELECT COUNT(*) FROM "+table+w.sql(), w.args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	q := "SELECT data FROM " + table + w.sql() + " ORDER BY created_at DESC, id DESC"
-	args := append([]any{}, w.args...)
-	if p.Limit > 0 {
-		q += " LIMIT ? OFFSET ?"
-		args = append(args, p.Limit, p.Offset)
-	}
-	items, err := listJSON[T](x, q, args...)
-	return items, total, err
+	return sortedPage[T](x, table, w, "created_at DESC, id DESC", p)
 }
 
 func jsonString(v any) (string, error) {
