@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/snapstack/snapstack/internal/atomicfile"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/snapstack/snapstack/internal/api"
+	"github.com/snapstack/snapstack/internal/atomicfile"
 	"github.com/snapstack/snapstack/internal/blob/local"
 	"github.com/snapstack/snapstack/internal/clock"
 	"github.com/snapstack/snapstack/internal/dsw"

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/snapstack/snapstack/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sync"
 
+	"github.com/snapstack/snapstack/internal/atomicfile"
 	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/manifest"

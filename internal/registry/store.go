@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/snapstack/snapstack/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/snapstack/snapstack/internal/atomicfile"
 )
 
 // The names of the distribution specification. Each is checked before it

@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/snapstack/snapstack/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/snapstack/snapstack/internal/atomicfile"
 )
 
 // Errors of the volume.
