@@ -111,8 +111,9 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 				var id chunk.ID
 				zero := chunk.IsZero(p)
 				if !zero {
-					if id, _, err = batch.Put(ctx, p); err != nil {
-						errc <- err
+					var perr error
+					if id, _, perr = batch.Put(ctx, p); perr != nil {
+						errc <- perr
 						return
 					}
 					if batch.Len() >= uploadBatch {
