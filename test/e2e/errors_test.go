@@ -492,7 +492,12 @@ func createSnapshotErrorCases() []errCase {
 			}
 			done := make(chan result, 1)
 			go func() {
-				id, err := f.snap(req)
+				// The legacy SDK for the stalled call: the tea SDK shares
+				// one HTTP client across its instances without locking
+				// (a data race inside dara.DoRequest under -race).
+				id, err := f.legacySnap(func(r *legacy.CreateSnapshotRequest) {
+					r.DiskId, r.ClientToken, r.SnapshotName = f.data, "stall-token", "stalled"
+				})
 				done <- result{id, err}
 			}()
 			// The first request has taken the token once its snapshot is
