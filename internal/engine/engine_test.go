@@ -360,3 +360,40 @@ func TestInstantAccessBeforeUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResumeAfterInterruptedUpload: the service stops in the middle of an
+// upload; after a restart, StartSnapshot of the same snapshot (what
+// ecs.Resume does) finishes it from the sealed layer, byte for byte.
+func TestResumeAfterInterruptedUpload(t *testing.T) {
+	f := newFixture(t)
+	f.e.CreateDisk(ctx, "d-1", diskSize, "")
+	f.write("d-1", randBytes(9, 5<<20), 0)
+	want := f.read("d-1")
+	puts := 0
+	f.blobs.SetFault(blobtest.OpPut, func(string) error {
+		puts++
+		if puts > 2 {
+			return errors.New("service stopping")
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-1", DiskID: "d-1"}, func(p ecs.Progress) {
+		if p.Finished {
+			done <- p.Err
+		}
+	})
+	if err := <-done; err == nil {
+		t.Fatal("the interrupted upload reported success")
+	}
+	f.write("d-1", bytes.Repeat([]byte{1}, 1<<20), 0) // written after the seal
+	f.blobs.Clear()
+	f.reopen()
+	f.snapshot("d-1", "s-1")
+	if err := f.e.CreateDisk(ctx, "d-2", diskSize, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.read("d-2"), want) {
+		t.Fatal("the resumed snapshot differs from the disk at its seal")
+	}
+}
