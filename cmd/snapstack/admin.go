@@ -30,13 +30,14 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 1 && rest[0] == "states" {
-		types := make([]string, 0, len(ecs.AdminStates))
-		for t := range ecs.AdminStates {
+		states := ecs.AdminStates()
+		types := make([]string, 0, len(states))
+		for t := range states {
 			types = append(types, t)
 		}
 		sort.Strings(types)
 		for _, t := range types {
-			fmt.Fprintf(stdout, "%s: %s\n", t, strings.Join(ecs.AdminStates[t], " "))
+			fmt.Fprintf(stdout, "%s: %s\n", t, strings.Join(states[t], " "))
 		}
 		return nil
 	}

@@ -13,11 +13,13 @@ import (
 // AdminStates lists the states the admin interface sets and clears, by
 // resource type: the states a client cannot provoke, so that every
 // documented error can be reached by a test (docs/compatibility.md).
-var AdminStates = map[string][]string{
-	"account":  {"NotEnoughBalance", "SnapshotServiceUnavailable", "KMSUnauthorized"},
-	"instance": {"SecurityLock"},
-	"disk": {"InArrears", "Transferring", "Expired", "DeviceInvalid", "Encrypted", "SnapshotFail", "SnapshotHold", "SnapshotStall",
-		"VolumeUnavailable", "VolumeMissing", "InstanceLost"},
+func AdminStates() map[string][]string {
+	return map[string][]string{
+		"account":  {"NotEnoughBalance", "SnapshotServiceUnavailable", "KMSUnauthorized"},
+		"instance": {"SecurityLock"},
+		"disk": {"InArrears", "Transferring", "Expired", "DeviceInvalid", "Encrypted", "SnapshotFail", "SnapshotHold", "SnapshotStall",
+			"VolumeUnavailable", "VolumeMissing", "InstanceLost"},
+	}
 }
 
 // SetState is the admin action: ResourceType (account|instance|disk),
@@ -32,9 +34,10 @@ func (s *Service) SetState(ctx context.Context, c Caller, p param.Values) (any, 
 	if err != nil {
 		return nil, err
 	}
-	if !contains(AdminStates[strings.ToLower(typ)], state) {
-		return nil, apierr.InvalidParameter("State", "Known states: account "+strings.Join(AdminStates["account"], ",")+
-			"; instance "+strings.Join(AdminStates["instance"], ",")+"; disk "+strings.Join(AdminStates["disk"], ",")+".")
+	states := AdminStates()
+	if !contains(states[strings.ToLower(typ)], state) {
+		return nil, apierr.InvalidParameter("State", "Known states: account "+strings.Join(states["account"], ",")+
+			"; instance "+strings.Join(states["instance"], ",")+"; disk "+strings.Join(states["disk"], ",")+".")
 	}
 	on, ok, err := p.Bool("Value", apierr.InvalidParameter("Value", "Valid values: true, false."))
 	if err != nil {
