@@ -37,14 +37,54 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), v.readChain(p, off, len(v.layers))
 }
 
-// readChain reads through layers[:top] and the base.
+// readChain reads through layers[:top] and the base. Consecutive
+// clusters served by the same source are read with one call.
 func (v *Volume) readChain(p []byte, off int64, top int) error {
+	const fromBase, zeroes = -1, -2
+	source := func(c int64) int {
+		for i := top - 1; i >= 0; i-- {
+			if v.layers[i].has(c) {
+				return i
+			}
+		}
+		if v.base != nil {
+			return fromBase
+		}
+		return zeroes
+	}
+	runStart, runSrc, runOff := 0, 0, off
+	flush := func(end int) error {
+		seg := p[runStart:end]
+		if len(seg) == 0 {
+			return nil
+		}
+		switch runSrc {
+		case zeroes:
+			clear(seg)
+			return nil
+		case fromBase:
+			return v.base.ReadAt(seg, runOff)
+		}
+		_, err := v.layers[runSrc].data.ReadAt(seg, runOff)
+		return err
+	}
 	pos := 0
-	return v.spans(off, int64(len(p)), func(s clusterSpan) error {
-		seg := p[pos : pos+int(s.to-s.from)]
-		pos += len(seg)
-		return v.readCluster(seg, s.start+s.from, s.c, top)
+	err := v.spans(off, int64(len(p)), func(s clusterSpan) error {
+		src := source(s.c)
+		if pos > runStart && src != runSrc {
+			if err := flush(pos); err != nil {
+				return err
+			}
+			runStart, runOff = pos, s.start+s.from
+		}
+		runSrc = src
+		pos += int(s.to - s.from)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return flush(pos)
 }
 
 func (v *Volume) readCluster(seg []byte, off, c int64, top int) error {
@@ -61,23 +101,81 @@ func (v *Volume) readCluster(seg []byte, off, c int64, top int) error {
 	return nil
 }
 
-// WriteAt writes p at off into the head.
+// WriteAt writes p at off into the head. Runs of clusters that need no
+// copy-up (the head holds them, or the write covers them) go out in one
+// write under their stripe locks; the others are copied up one by one.
 func (v *Volume) WriteAt(p []byte, off int64) (int, error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if err := v.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
-	pos := 0
+	head := v.layers[len(v.layers)-1]
+	var run []clusterSpan
+	runPos, pos := 0, 0
+	flushRun := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		n := 0
+		for _, s := range run {
+			n += int(s.to - s.from)
+		}
+		unlock := v.lockStripes(run)
+		_, err := head.data.WriteAt(p[runPos:runPos+n], run[0].start+run[0].from)
+		if err == nil {
+			for _, s := range run {
+				head.gain(s.c)
+			}
+		}
+		unlock()
+		run = run[:0]
+		return err
+	}
 	err := v.spans(off, int64(len(p)), func(s clusterSpan) error {
 		seg := p[pos : pos+int(s.to-s.from)]
-		pos += len(seg)
+		defer func() { pos += len(seg) }()
+		// A cluster the head holds stays held, so this test is stable.
+		if head.has(s.c) || s.full() {
+			if len(run) == 0 {
+				runPos = pos
+			}
+			run = append(run, s)
+			return nil
+		}
+		if err := flushRun(); err != nil {
+			return err
+		}
 		return v.writeCluster(s, seg)
 	})
+	if err == nil {
+		err = flushRun()
+	}
 	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// lockStripes locks the stripes of the spans' clusters in index order
+// (no deadlock between runs) and returns the unlock.
+func (v *Volume) lockStripes(spans []clusterSpan) func() {
+	var held [len(v.stripes)]bool
+	for _, s := range spans {
+		held[s.c%int64(len(v.stripes))] = true
+	}
+	for i := range held {
+		if held[i] {
+			v.stripes[i].Lock()
+		}
+	}
+	return func() {
+		for i := range held {
+			if held[i] {
+				v.stripes[i].Unlock()
+			}
+		}
+	}
 }
 
 // writeCluster writes seg (nil: zeroes) into one cluster of the head,
