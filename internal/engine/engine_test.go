@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/snapstack/snapstack/internal/blob/mem"
 	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/manifest"
 )
 
 var ctx = context.Background()
@@ -369,10 +371,9 @@ func TestResumeAfterInterruptedUpload(t *testing.T) {
 	f.e.CreateDisk(ctx, "d-1", diskSize, "")
 	f.write("d-1", randBytes(9, 5<<20), 0)
 	want := f.read("d-1")
-	puts := 0
+	var puts atomic.Int32
 	f.blobs.SetFault(blobtest.OpPut, func(string) error {
-		puts++
-		if puts > 2 {
+		if puts.Add(1) > 2 {
 			return errors.New("service stopping")
 		}
 		return nil
@@ -395,5 +396,42 @@ func TestResumeAfterInterruptedUpload(t *testing.T) {
 	}
 	if !bytes.Equal(f.read("d-2"), want) {
 		t.Fatal("the resumed snapshot differs from the disk at its seal")
+	}
+}
+
+// TestBaseReadsEachChunkOnce: concurrent reads of parts of one chunk (as
+// NBD clients issue them) fetch, decompress and verify it once.
+func TestBaseReadsEachChunkOnce(t *testing.T) {
+	blobs := blobtest.NewFaulty(mem.New())
+	cs, err := chunk.NewStore(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(10, ChunkSize)
+	id, _, err := cs.Put(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := manifest.New(4*ChunkSize, ChunkSize, "")
+	m.Set(0, id)
+	b := &base{m: m, chunks: cs}
+	blobs.ResetCalls()
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			p := make([]byte, ChunkSize/16)
+			if err := b.ReadAt(p, int64(i)*int64(len(p))); err != nil {
+				t.Error(err)
+			}
+			if !bytes.Equal(p, data[i*len(p):(i+1)*len(p)]) {
+				t.Errorf("part %d differs", i)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if n := blobs.Calls(blobtest.OpGet); n != 1 {
+		t.Errorf("%d fetches of one chunk, want 1", n)
 	}
 }

@@ -183,18 +183,27 @@ func (e *Engine) opener(dir string) volume.BaseOpener {
 	}
 }
 
-// base reads a snapshot from the chunk store, keeping the last chunks
-// read in a small cache.
+// base reads a snapshot from the chunk store, keeping the chunks read
+// last in a cache. Concurrent reads of one chunk share a single fetch
+// (clients read a 1 MiB chunk in several requests at once: without it,
+// each decompressed and verified the chunk again).
 type base struct {
 	m      *manifest.Manifest
 	chunks *chunk.Store
 
-	mu    sync.Mutex
-	cache map[int64][]byte
-	order []int64
+	mu       sync.Mutex
+	cache    map[int64][]byte
+	order    []int64
+	inflight map[int64]*fetch
 }
 
-const baseCacheChunks = 8
+type fetch struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+const baseCacheChunks = 64
 
 func (b *base) ReadAt(p []byte, off int64) error {
 	for len(p) > 0 {
@@ -226,25 +235,35 @@ func (b *base) chunk(k int64) ([]byte, error) {
 		b.mu.Unlock()
 		return d, nil
 	}
+	if f, ok := b.inflight[k]; ok {
+		b.mu.Unlock()
+		<-f.done
+		return f.data, f.err
+	}
+	f := &fetch{done: make(chan struct{})}
+	if b.inflight == nil {
+		b.inflight, b.cache = map[int64]*fetch{}, map[int64][]byte{}
+	}
+	b.inflight[k] = f
 	b.mu.Unlock()
-	d, err := b.chunks.Get(context.Background(), id)
-	if err != nil {
-		return nil, fmt.Errorf("chunk %d (%s): %w", k, id, err)
+
+	f.data, f.err = b.chunks.Get(context.Background(), id)
+	if f.err != nil {
+		f.err = fmt.Errorf("chunk %d (%s): %w", k, id, f.err)
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cache == nil {
-		b.cache = map[int64][]byte{}
-	}
-	if _, ok := b.cache[k]; !ok {
-		b.cache[k] = d
+	delete(b.inflight, k)
+	if f.err == nil {
+		b.cache[k] = f.data
 		b.order = append(b.order, k)
 		if len(b.order) > baseCacheChunks {
 			delete(b.cache, b.order[0])
 			b.order = b.order[1:]
 		}
 	}
-	return d, nil
+	b.mu.Unlock()
+	close(f.done)
+	return f.data, f.err
 }
 
 func (b *base) Close() error { return nil }

@@ -265,12 +265,19 @@ func (v *Volume) Reset(id string) error {
 	}
 	old, oldBase := v.layers, v.base
 	v.layers, v.base = fresh, base
-	for _, l := range old {
-		l.remove(v.dir)
-	}
-	if oldBase != nil {
-		oldBase.Close()
-	}
+	// The old layers are out of the chain: removing their files (which can
+	// take long for large ones) need not hold up the reset. A crash before
+	// they are gone leaves strays that Open removes.
+	v.bg.Add(1)
+	go func() {
+		defer v.bg.Done()
+		for _, l := range old {
+			l.remove(v.dir)
+		}
+		if oldBase != nil {
+			oldBase.Close()
+		}
+	}()
 	return nil
 }
 

@@ -63,6 +63,7 @@ type Volume struct {
 	flushMu sync.Mutex
 	// bottomMu serialises writes into the bottom layer (merges, hydration).
 	bottomMu sync.Mutex
+	bg       sync.WaitGroup // removal of layers dropped by Reset
 }
 
 // Create makes a new empty volume of size bytes in dir (which must not
@@ -160,6 +161,7 @@ func (v *Volume) Dir() string { return v.dir }
 
 // Close closes the volume. Unflushed writes may be lost.
 func (v *Volume) Close() error {
+	v.bg.Wait()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.closed {
