@@ -111,6 +111,8 @@ type Server struct {
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
 	wg     sync.WaitGroup
+
+	bufs bufPool // request and reply buffers
 }
 
 // NewServer returns a server for exports. log may be nil.

@@ -80,8 +80,9 @@ func (c *conn) transmit(ex *export) {
 				}
 			} else {
 				bud.acquire(cost)
-				payload = make([]byte, req.length)
+				payload = c.s.bufs.get(int(req.length))
 				if _, err := io.ReadFull(c.r, payload); err != nil {
+					c.s.bufs.put(payload)
 					bud.release(cost)
 					c.readFailed(err)
 					break
@@ -96,6 +97,9 @@ func (c *conn) transmit(ex *export) {
 		go func() {
 			defer wg.Done()
 			c.handle(ex, req, payload)
+			if payload != nil {
+				c.s.bufs.put(payload) // the device keeps no reference to it
+			}
 			bud.release(cost)
 			<-slots
 		}()
@@ -209,7 +213,8 @@ func (c *conn) read(ex *export, req request) {
 		if c.structured {
 			hl = offsetDataLen
 		}
-		buf := make([]byte, hl+int(req.length))
+		buf := c.s.bufs.get(hl + int(req.length))
+		defer c.s.bufs.put(buf) // send has written it when read returns
 		n, err := ex.dev.ReadAt(buf[hl:], int64(req.offset))
 		if n < int(req.length) {
 			if err == nil || err == io.EOF {
