@@ -85,12 +85,10 @@ func createLayer(dir, name string, size int64) (*layer, error) {
 		data.Close()
 		return nil, err
 	}
-	l := &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}
-	if err := l.sync(); err != nil {
-		l.close()
-		return nil, err
-	}
-	return l, nil
+	// No fsync here: the files are empty, their directory entries become
+	// durable with the chain that names them (Volume.save fsyncs the
+	// directory), and openLayer restores a size a crash lost.
+	return &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}, nil
 }
 
 // openLayer opens an existing layer and replays its map log. A torn or
@@ -106,6 +104,14 @@ func openLayer(dir, name string, size int64) (*layer, error) {
 		return nil, err
 	}
 	l := &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}
+	if fi, err := data.Stat(); err == nil && fi.Size() < size {
+		// A layer created just before a crash may have lost its length;
+		// it holds no flushed cluster beyond it, so zero-extend.
+		if err := data.Truncate(size); err != nil {
+			l.close()
+			return nil, err
+		}
+	}
 	raw, err := io.ReadAll(log)
 	if err != nil {
 		l.close()
@@ -188,10 +194,6 @@ func (l *layer) requeue(dirty []uint64) {
 	l.mu.Lock()
 	l.dirty = append(dirty, l.dirty...)
 	l.mu.Unlock()
-}
-
-func (l *layer) sync() error {
-	return errors.Join(l.data.Sync(), l.log.Sync())
 }
 
 // punch deallocates [off, off+n) of the data file (reads give zeroes).

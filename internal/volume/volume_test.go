@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -303,5 +304,30 @@ func benchSeal(b *testing.B, size int64) {
 		if err := v.Seal(fmt.Sprintf("s-%d", i)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestOpenRestoresLostLength: a layer file created just before a crash
+// may come back empty; Open zero-extends it.
+func TestOpenRestoresLostLength(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vol")
+	v, err := Create(dir, 1<<20, noBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	if err := os.Truncate(filepath.Join(dir, "layer-1.data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	v, err = Open(dir, noBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if _, err := v.WriteAt([]byte("x"), (1<<20)-1); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, v, (1<<20)-2, 2); got[0] != 0 || got[1] != 'x' {
+		t.Errorf("read %v", got)
 	}
 }
