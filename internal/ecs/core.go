@@ -70,12 +70,21 @@ func (s *Service) CheckSnapshotSlot(tx meta.Tx, d *meta.Disk) error {
 // recorded on the snapshot. On failure the snapshot record is removed and
 // CreateSnapshot.Failed returned.
 func (s *Service) StartSnapshot(ctx context.Context, snap *meta.Snapshot) error {
-	job := SnapshotJob{SnapshotID: snap.ID, DiskID: snap.DiskID, SizeBytes: int64(snap.DiskSizeGiB) << 30}
-	if err := s.engine.StartSnapshot(ctx, job, s.reporter(snap.AccountID, snap.ID)); err != nil {
-		s.abandon(snap.AccountID, snap.ID, "", err)
+	return s.startSnapshot(ctx, snap, "")
+}
+
+// startSnapshot is StartSnapshot; on failure it also frees the request's
+// ClientToken (if any) for a retry.
+func (s *Service) startSnapshot(ctx context.Context, snap *meta.Snapshot, token string) error {
+	if err := s.engine.StartSnapshot(ctx, snapshotJob(snap), s.reporter(snap.AccountID, snap.ID)); err != nil {
+		s.abandon(snap.AccountID, snap.ID, token, err)
 		return apierr.CreateSnapshotFailed.WithCause(err)
 	}
 	return nil
+}
+
+func snapshotJob(snap *meta.Snapshot) SnapshotJob {
+	return SnapshotJob{SnapshotID: snap.ID, DiskID: snap.DiskID, SizeBytes: int64(snap.DiskSizeGiB) << 30}
 }
 
 // SnapshotProgress renders a snapshot's Progress ("37%").

@@ -41,8 +41,6 @@ type Config struct {
 	// TransitionDelay is how long Pending/Starting/Stopping/Attaching/
 	// Detaching/Creating/ReIniting last before the target state.
 	TransitionDelay time.Duration
-	// EndpointHost, when set, is the host part clients use; it is matched
-	// against ecs.<region>.aliyuncs.com style hosts to find the region.
 }
 
 // DefaultConfig returns the configuration of a fresh install.

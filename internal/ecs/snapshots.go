@@ -182,10 +182,8 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, p param.Values) 
 			return nil, apierr.CreateSnapshotFailed.WithCause(err)
 		}
 	}
-	job := SnapshotJob{SnapshotID: snap.ID, DiskID: snap.DiskID, SizeBytes: int64(snap.DiskSizeGiB) << 30}
-	if err := s.engine.StartSnapshot(ctx, job, s.reporter(c.AccountID, snap.ID)); err != nil {
-		s.abandon(c.AccountID, snap.ID, req.clientToken, err)
-		return nil, apierr.CreateSnapshotFailed.WithCause(err)
+	if err := s.startSnapshot(ctx, snap, req.clientToken); err != nil {
+		return nil, err
 	}
 	if req.clientToken != "" {
 		err := s.store.Update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
@@ -287,15 +285,8 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 	if !diskUsed(d, inst) {
 		return nil, apierr.DiskNeverUsed
 	}
-	if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, DiskID: d.ID, Status: SnapProgressing}); err != nil {
+	if err := s.CheckSnapshotSlot(tx, d); err != nil {
 		return nil, err
-	} else if n > 0 {
-		return nil, apierr.DiskCreatingSnapshot
-	}
-	if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, DiskID: d.ID, Type: "user"}); err != nil {
-		return nil, err
-	} else if n >= s.cfg.SnapshotQuotaPerDisk {
-		return nil, apierr.QuotaExceedSnapshot.WithMessagef("The snapshot quota exceeds: a disk can have at most %d manual snapshots.", s.cfg.SnapshotQuotaPerDisk)
 	}
 	if d.SnapshotFail {
 		return nil, apierr.CreateSnapshotFailed
@@ -412,8 +403,7 @@ func (s *Service) Resume(ctx context.Context) error {
 		if snap.EngineDone {
 			continue // held by the admin; completes when released
 		}
-		job := SnapshotJob{SnapshotID: snap.ID, DiskID: snap.DiskID, SizeBytes: int64(snap.DiskSizeGiB) << 30}
-		if err := s.engine.StartSnapshot(ctx, job, s.reporter(snap.AccountID, snap.ID)); err != nil {
+		if err := s.engine.StartSnapshot(ctx, snapshotJob(snap), s.reporter(snap.AccountID, snap.ID)); err != nil {
 			s.reporter(snap.AccountID, snap.ID)(Progress{Finished: true, Err: err})
 		}
 	}
