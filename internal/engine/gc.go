@@ -56,18 +56,27 @@ func (e *Engine) Collect(ctx context.Context) (removed int, err error) {
 }
 
 // Verify re-reads every chunk of a snapshot, checking each against its
-// checksum and ID, and returns how many it read and the first problem.
+// checksum and ID, and returns how many distinct objects it read and
+// the first problem.
 func (e *Engine) Verify(ctx context.Context, snapshotID string) (checked int, err error) {
 	m, err := e.loadManifest(ctx, snapshotID)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrNoSnapshotData, err)
 	}
+	seen := map[chunk.ID]bool{}
+	var ps []manifest.Piece
 	for _, k := range m.Indices() {
-		id, _ := m.Get(k)
-		if _, err := e.chunks.Get(ctx, id); err != nil {
-			return checked, fmt.Errorf("chunk %d of %s: %w", k, snapshotID, err)
+		ps = m.Pieces(k, ps[:0])
+		for _, p := range ps {
+			if seen[p.ID] {
+				continue
+			}
+			seen[p.ID] = true
+			if _, err := e.chunks.Get(ctx, p.ID); err != nil {
+				return checked, fmt.Errorf("chunk %d of %s: %w", k, snapshotID, err)
+			}
+			checked++
 		}
-		checked++
 	}
 	return checked, nil
 }

@@ -183,8 +183,8 @@ func (e *Engine) opener(dir string) volume.BaseOpener {
 	}
 }
 
-// base reads a snapshot from the chunk store, keeping the chunks read
-// last in a cache. Concurrent reads of one chunk share a single fetch
+// base reads a snapshot from the chunk store, keeping the objects read
+// last in a cache. Concurrent reads of one object share a single fetch
 // (clients read a 1 MiB chunk in several requests at once: without it,
 // each decompressed and verified the chunk again).
 type base struct {
@@ -192,9 +192,9 @@ type base struct {
 	chunks *chunk.Store
 
 	mu       sync.Mutex
-	cache    map[int64][]byte
-	order    []int64
-	inflight map[int64]*fetch
+	cache    map[chunk.ID][]byte
+	order    []chunk.ID
+	inflight map[chunk.ID]*fetch
 }
 
 type fetch struct {
@@ -203,60 +203,70 @@ type fetch struct {
 	err  error
 }
 
-const baseCacheChunks = 64
+const baseCacheObjects = 64
 
 func (b *base) ReadAt(p []byte, off int64) error {
+	var ps []manifest.Piece
 	for len(p) > 0 {
 		k := off / b.m.ChunkSize
 		in := off - k*b.m.ChunkSize
 		n := min(int64(len(p)), b.m.ChunkSize-in)
-		data, err := b.chunk(k)
-		if err != nil {
-			return err
+		seg := p[:n]
+		// Gaps between pieces (and a chunk without any) are zeroes.
+		pos := in
+		ps = b.m.Pieces(k, ps[:0])
+		for _, pc := range ps {
+			lo, hi := max(in, int64(pc.Off)), min(in+n, int64(pc.Off)+int64(pc.Len))
+			if lo >= hi {
+				continue
+			}
+			clear(seg[pos-in : lo-in])
+			data, err := b.object(pc.ID)
+			if err != nil {
+				return fmt.Errorf("chunk %d: %w", k, err)
+			}
+			from := int64(pc.ObjOff) + lo - int64(pc.Off)
+			dst := seg[lo-in : hi-in]
+			c := 0
+			if from < int64(len(data)) {
+				c = copy(dst, data[from:])
+			}
+			clear(dst[c:])
+			pos = hi
 		}
-		if data == nil || in >= int64(len(data)) {
-			clear(p[:n])
-		} else {
-			c := copy(p[:n], data[in:])
-			clear(p[c:n])
-		}
+		clear(seg[pos-in:])
 		p, off = p[n:], off+n
 	}
 	return nil
 }
 
-func (b *base) chunk(k int64) ([]byte, error) {
-	id, ok := b.m.Get(k)
-	if !ok {
-		return nil, nil
-	}
+// object returns the plaintext of an object, fetched once for concurrent
+// readers and kept among the last baseCacheObjects read.
+func (b *base) object(id chunk.ID) ([]byte, error) {
 	b.mu.Lock()
-	if d, ok := b.cache[k]; ok {
+	if d, ok := b.cache[id]; ok {
 		b.mu.Unlock()
 		return d, nil
 	}
-	if f, ok := b.inflight[k]; ok {
+	if f, ok := b.inflight[id]; ok {
 		b.mu.Unlock()
 		<-f.done
 		return f.data, f.err
 	}
 	f := &fetch{done: make(chan struct{})}
 	if b.inflight == nil {
-		b.inflight, b.cache = map[int64]*fetch{}, map[int64][]byte{}
+		b.inflight, b.cache = map[chunk.ID]*fetch{}, map[chunk.ID][]byte{}
 	}
-	b.inflight[k] = f
+	b.inflight[id] = f
 	b.mu.Unlock()
 
 	f.data, f.err = b.chunks.Get(context.Background(), id)
-	if f.err != nil {
-		f.err = fmt.Errorf("chunk %d (%s): %w", k, id, f.err)
-	}
 	b.mu.Lock()
-	delete(b.inflight, k)
+	delete(b.inflight, id)
 	if f.err == nil {
-		b.cache[k] = f.data
-		b.order = append(b.order, k)
-		if len(b.order) > baseCacheChunks {
+		b.cache[id] = f.data
+		b.order = append(b.order, id)
+		if len(b.order) > baseCacheObjects {
 			delete(b.cache, b.order[0])
 			b.order = b.order[1:]
 		}

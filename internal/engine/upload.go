@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,8 +88,8 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	e.gc.RLock()
 	defer e.gc.RUnlock()
 	var count atomic.Int64
-	var mu sync.Mutex
-	work := make(chan int64)
+	var mu sync.Mutex // guards m
+	work := make(chan int)
 	errc := make(chan error, e.workers)
 	var wg sync.WaitGroup
 	for w := 0; w < e.workers; w++ {
@@ -101,35 +102,21 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 			// only after every batch committed.
 			batch := e.chunks.NewBatch()
 			defer batch.Abort()
-			for k := range work {
-				n := min(int64(ChunkSize), v.Size()-k*ChunkSize)
-				p := buf[:n]
-				if err := v.ReadSnapshotAt(job.SnapshotID, p, k*ChunkSize); err != nil {
+			for i := range work {
+				k, dirty := ch.Chunks[i], ^uint64(0)
+				if ch.Dirty != nil {
+					dirty = ch.Dirty[i]
+				}
+				if err := e.uploadChunk(ctx, job.SnapshotID, v, batch, buf, m, &mu, k, dirty); err != nil {
 					errc <- err
 					return
 				}
-				var id chunk.ID
-				zero := chunk.IsZero(p)
-				if !zero {
-					var perr error
-					if id, _, perr = batch.Put(ctx, p); perr != nil {
-						errc <- perr
+				if batch.Len() >= uploadBatch {
+					if err := batch.Commit(ctx); err != nil {
+						errc <- err
 						return
 					}
-					if batch.Len() >= uploadBatch {
-						if err := batch.Commit(ctx); err != nil {
-							errc <- err
-							return
-						}
-					}
 				}
-				mu.Lock()
-				if zero {
-					m.Clear(k)
-				} else {
-					m.Set(k, id)
-				}
-				mu.Unlock()
 				count.Add(1)
 			}
 			if err := batch.Commit(ctx); err != nil {
@@ -140,9 +127,9 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	last := time.Now()
 	var ferr error
 feed:
-	for _, k := range ch.Chunks {
+	for i := range ch.Chunks {
 		select {
-		case work <- k:
+		case work <- i:
 		case ferr = <-errc:
 			break feed
 		case <-ctx.Done():
@@ -188,6 +175,67 @@ feed:
 
 // uploadBatch is how many new chunks a worker writes between two flushes.
 const uploadBatch = 64
+
+// maxPieces bounds the pieces of one chunk in a manifest: a restore reads
+// at most this many objects for one chunk.
+const maxPieces = 8
+
+// uploadChunk stores chunk k of the snapshot and records it in m. dirty
+// has a bit per cluster of the chunk written since the parent. When few
+// clusters changed, only their runs are read and stored, as pieces over
+// the parent's content (the cost of a small change is the change, not
+// the chunk); otherwise, or when the chunk would be cut into too many
+// pieces, the whole chunk is read and stored as one object.
+func (e *Engine) uploadChunk(ctx context.Context, snap string, v *volume.Volume, batch *chunk.Batch, buf []byte,
+	m *manifest.Manifest, mu *sync.Mutex, k int64, dirty uint64) error {
+	start := k * ChunkSize
+	n := min(int64(ChunkSize), v.Size()-start)
+	clusters := (n + volume.ClusterSize - 1) / volume.ClusterSize
+	dirty &= 1<<clusters - 1
+	runs := clusterRuns(dirty)
+	mu.Lock()
+	frags := m.Fragments(k)
+	mu.Unlock()
+	if int64(bits.OnesCount64(dirty))*2 >= clusters || frags+len(runs) > maxPieces {
+		runs = []clusterRun{{0, clusters}}
+	}
+	for _, r := range runs {
+		off := r.first * volume.ClusterSize
+		p := buf[:min(n, (r.first+r.count)*volume.ClusterSize)-off]
+		if err := v.ReadSnapshotAt(snap, p, start+off); err != nil {
+			return err
+		}
+		var id chunk.ID
+		zero := chunk.IsZero(p)
+		if !zero {
+			var err error
+			if id, _, err = batch.Put(ctx, p); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		m.Patch(k, off, int64(len(p)), id, zero)
+		mu.Unlock()
+	}
+	return nil
+}
+
+// clusterRun is a run of consecutive dirty clusters of a chunk.
+type clusterRun struct{ first, count int64 }
+
+func clusterRuns(dirty uint64) []clusterRun {
+	var out []clusterRun
+	for dirty != 0 {
+		first := int64(bits.TrailingZeros64(dirty))
+		count := int64(bits.TrailingZeros64(^(dirty >> first)))
+		out = append(out, clusterRun{first, count})
+		if first+count >= 64 {
+			break
+		}
+		dirty &^= (1<<count - 1) << first
+	}
+	return out
+}
 
 // parentManifest returns a copy of the parent's table to build on: an
 // empty one for a disk without a parent, the disk's local copy of its

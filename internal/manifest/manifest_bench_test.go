@@ -91,7 +91,7 @@ func BenchmarkManifestGet(b *testing.B) {
 		keys[i] = r.Int64N(4096)
 	}
 	for i := 0; b.Loop(); i++ {
-		m.Get(keys[i%len(keys)])
+		m.Whole(keys[i%len(keys)])
 	}
 }
 

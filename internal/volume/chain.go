@@ -3,7 +3,7 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -85,12 +85,17 @@ type Changes struct {
 	// Chunks are the indices of the chunkSize-byte chunks holding a
 	// cluster written since Parent, ascending.
 	Chunks []int64
+	// Dirty[i] has bit j set when cluster j of chunk Chunks[i] was
+	// written since Parent (the other clusters of the chunk are the
+	// parent's).
+	Dirty []uint64
 }
 
 // Changed returns the chunks of snapshot id that differ from its parent.
+// chunkSize must be a multiple of ClusterSize of at most 64 clusters.
 func (v *Volume) Changed(id string, chunkSize int64) (Changes, error) {
-	if chunkSize%ClusterSize != 0 {
-		return Changes{}, errors.New("volume: chunk size must be a multiple of the cluster size")
+	if chunkSize%ClusterSize != 0 || chunkSize/ClusterSize > 64 || chunkSize <= 0 {
+		return Changes{}, errors.New("volume: chunk size must be 1 to 64 clusters")
 	}
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -107,17 +112,21 @@ func (v *Volume) Changed(id string, chunkSize int64) (Changes, error) {
 		}
 	}
 	per := chunkSize / ClusterSize
-	set := map[int64]bool{}
+	set := map[int64]uint64{}
 	for j := lo; j <= i; j++ {
 		v.layers[j].held(func(c int64) error {
-			set[c/per] = true
+			set[c/per] |= 1 << (c % per)
 			return nil
 		})
 	}
 	for k := range set {
 		ch.Chunks = append(ch.Chunks, k)
 	}
-	sort.Slice(ch.Chunks, func(a, b int) bool { return ch.Chunks[a] < ch.Chunks[b] })
+	slices.Sort(ch.Chunks)
+	ch.Dirty = make([]uint64, len(ch.Chunks))
+	for i, k := range ch.Chunks {
+		ch.Dirty[i] = set[k]
+	}
 	return ch, nil
 }
 

@@ -147,10 +147,18 @@ func TestChanged(t *testing.T) {
 	v := newVol(t, 8<<20, nil)
 	v.WriteAt([]byte{1}, 0)
 	v.WriteAt([]byte{1}, 3*chunk+5)
+	v.WriteAt([]byte{1, 2}, 3*chunk+2*ClusterSize-1) // clusters 1 and 2
 	v.Seal("s-1")
 	ch, err := v.Changed("s-1", chunk)
 	if err != nil || ch.Parent != "" || fmt.Sprint(ch.Chunks) != "[0 3]" {
 		t.Fatalf("first: %+v %v", ch, err)
+	}
+	// Dirty: the written clusters of each chunk.
+	if fmt.Sprint(ch.Dirty) != "[1 7]" {
+		t.Fatalf("dirty clusters %b, want [1 111]", ch.Dirty)
+	}
+	if _, err := v.Changed("s-1", 128*ClusterSize); err == nil {
+		t.Fatal("a chunk of 128 clusters was accepted")
 	}
 	v.WriteAt([]byte{2}, 5*chunk)
 	v.Seal("s-2")

@@ -1,0 +1,162 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/snapstack/snapstack/internal/volume"
+)
+
+// A small change inside a chunk stores only the changed clusters, as
+// pieces over the parent's object, and every snapshot still restores
+// exactly.
+func TestIncrementalStoresChangedClustersOnly(t *testing.T) {
+	f := newFixture(t)
+	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d-1", randBytes(10, 4<<20), 0)
+	img1 := f.read("d-1")
+	f.snapshot("d-1", "s-1")
+
+	// Two clusters of chunk 1 (one write inside one, one across two).
+	f.write("d-1", []byte("small change"), 1<<20+100)
+	f.write("d-1", randBytes(11, 1000), 1<<20+3*volume.ClusterSize-500)
+	img2 := f.read("d-1")
+	f.snapshot("d-1", "s-2")
+	m, err := f.e.loadManifest(ctx, "s-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pieces: cluster 0 (new), clusters 1 (parent), 2-3 (new), 4-15 (parent).
+	if got := m.Fragments(1); got != 4 {
+		t.Errorf("chunk 1 has %d pieces, want 4: %+v", got, m.Pieces(1, nil))
+	}
+	for _, k := range []int64{0, 2, 3} {
+		if _, ok := m.Whole(k); !ok {
+			t.Errorf("unchanged chunk %d is not its parent's whole object", k)
+		}
+	}
+	var stored int
+	for _, p := range m.Pieces(1, nil) {
+		if p.ObjOff == 0 && p.Off != 0 || p.Off == 0 && p.Len == volume.ClusterSize {
+			if raw, err := f.e.chunks.Get(ctx, p.ID); err == nil && len(raw) < 1<<20 {
+				stored += len(raw)
+			}
+		}
+	}
+	if stored != 3*volume.ClusterSize {
+		t.Errorf("new objects hold %d bytes, want the 3 changed clusters (%d)", stored, 3*volume.ClusterSize)
+	}
+
+	// Half a chunk or more changed: the whole chunk is stored again.
+	f.write("d-1", randBytes(12, 9*volume.ClusterSize), 2<<20)
+	img3 := f.read("d-1")
+	f.snapshot("d-1", "s-3")
+	if m, _ = f.e.loadManifest(ctx, "s-3"); m.Fragments(2) != 1 {
+		t.Errorf("chunk 2 after a 9-cluster change has %d pieces, want 1", m.Fragments(2))
+	}
+
+	// A write of zeroes into a chunk that had data becomes a gap.
+	f.write("d-1", make([]byte, volume.ClusterSize), 3<<20)
+	img4 := f.read("d-1")
+	f.snapshot("d-1", "s-4")
+
+	for _, tc := range []struct {
+		id   string
+		want []byte
+	}{{"s-1", img1}, {"s-2", img2}, {"s-3", img3}, {"s-4", img4}} {
+		if err := f.e.CreateDisk(ctx, "r-"+tc.id, diskSize, tc.id); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f.read("r-"+tc.id), tc.want) {
+			t.Fatalf("disk from %s differs", tc.id)
+		}
+		if _, err := f.e.Verify(ctx, tc.id); err != nil {
+			t.Fatalf("verify %s: %v", tc.id, err)
+		}
+	}
+}
+
+// Many snapshots of random small writes (so chunks fragment, hit the
+// piece limit and are rewritten whole) restore byte for byte, from the
+// stored manifests and after the collector ran with all but the last
+// deleted.
+func TestRandomIncrementalsRestoreExactly(t *testing.T) {
+	f := newFixture(t)
+	const size = 4 << 20
+	if err := f.e.CreateDisk(ctx, "d-1", size, ""); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var imgs [][]byte
+	for s := 0; s < 12; s++ {
+		for w := 0; w < 1+r.IntN(6); w++ {
+			n := 1 + r.IntN(3*volume.ClusterSize)
+			off := r.Int64N(size - int64(n))
+			p := randBytes(uint64(100*s+w), n)
+			if r.IntN(4) == 0 {
+				p = make([]byte, n)
+			}
+			f.write("d-1", p, off)
+		}
+		imgs = append(imgs, f.read("d-1"))
+		f.snapshot("d-1", fmt.Sprintf("s-%d", s))
+	}
+	split := 0
+	for s, want := range imgs {
+		id := fmt.Sprintf("s-%d", s)
+		if err := f.e.RestoreDisk(ctx, "d-1", id); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f.read("d-1"), want) {
+			t.Fatalf("restore of %s differs", id)
+		}
+		m, _ := f.e.loadManifest(ctx, id)
+		for _, k := range m.Indices() {
+			if m.Fragments(k) > maxPieces {
+				t.Fatalf("%s: chunk %d has %d pieces", id, k, m.Fragments(k))
+			}
+			if m.Fragments(k) > 1 {
+				split++
+			}
+		}
+	}
+	if split == 0 {
+		t.Fatal("no snapshot has a chunk made of pieces: the test does not test them")
+	}
+	for s := 0; s < len(imgs)-1; s++ {
+		f.e.DeleteSnapshot(ctx, fmt.Sprintf("s-%d", s))
+	}
+	if _, err := f.e.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := fmt.Sprintf("s-%d", len(imgs)-1)
+	if err := f.e.CreateDisk(ctx, "d-2", size, last); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.read("d-2"), imgs[len(imgs)-1]) {
+		t.Fatal("last snapshot damaged by the collector")
+	}
+}
+
+func TestClusterRuns(t *testing.T) {
+	for _, tc := range []struct {
+		dirty uint64
+		want  []clusterRun
+	}{
+		{0, nil},
+		{1, []clusterRun{{0, 1}}},
+		{0b1101100, []clusterRun{{2, 2}, {5, 2}}},
+		{^uint64(0), []clusterRun{{0, 64}}},
+		{1 << 63, []clusterRun{{63, 1}}},
+		{^uint64(1), []clusterRun{{1, 63}}},
+	} {
+		got := clusterRuns(tc.dirty)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("clusterRuns(%b) = %v, want %v", tc.dirty, got, tc.want)
+		}
+	}
+}
