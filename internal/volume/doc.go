@@ -18,7 +18,10 @@
 //     the previous seal: changed-block tracking for free.
 //
 // Reading cluster c returns the data of the topmost layer that holds c,
-// else the base, else zeroes.
+// else the base, else zeroes. Extents tells which ranges read as zeroes
+// without reading them (for NBD block status): from the cluster maps,
+// the holes punched in the layers' files and, when the base implements
+// BaseExtenter, the base's zero chunks.
 //
 // Durability: writes go to the head's data file; the head's map is an
 // append-only log of the clusters it gained, appended and fsynced by
