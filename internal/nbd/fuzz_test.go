@@ -41,8 +41,8 @@ func cat(parts ...[]byte) []byte {
 
 // FuzzServerInput feeds arbitrary bytes to a server connection, either in
 // transmission (negotiate: the fuzzer's bytes follow a valid
-// STRUCTURED_REPLY + GO handshake) or right after the greeting (the bytes
-// start with the client flags). The server must not panic and its
+// STRUCTURED_REPLY + SET_META_CONTEXT + GO handshake) or right after the
+// greeting (the bytes start with the client flags). The server must not panic and its
 // connection goroutine must return once the client closes.
 func FuzzServerInput(f *testing.F) {
 	flags := be.AppendUint32(nil, flagCFixedNewstyle|flagCNoZeroes)
@@ -69,6 +69,17 @@ func FuzzServerInput(f *testing.F) {
 	f.Add(false, cat(flags, fuzzOption(optExportName, []byte("disk")), fuzzRequest(cmdRead, 0, 0, 1, nil)))
 	f.Add(false, cat(flags, fuzzOption(optAbort, nil)))
 	f.Add(false, cat(flags, fuzzOption(optGo, []byte{0, 0, 0, 200, 1})))
+	f.Add(true, cat(
+		fuzzRequest(cmdBlockStatus, 0, 0, 4096, nil),
+		fuzzRequest(cmdBlockStatus, cmdFlagReqOne, 100, 1<<30, nil),
+		fuzzRequest(cmdBlockStatus, 0, 64<<10, 0, nil)))
+	f.Add(false, cat(flags,
+		fuzzOption(optListMetaContext, metaData("disk")),
+		fuzzOption(optSetMetaContext, metaData("disk", "base:allocation")),
+		fuzzOption(optStructuredReply, nil),
+		fuzzOption(optSetMetaContext, metaData("ro", "base:", "base:allocation")),
+		fuzzOption(optGo, fuzzGoData("ro")),
+		fuzzRequest(cmdBlockStatus, 0, 0, 4096, nil)))
 
 	f.Fuzz(func(t *testing.T, negotiate bool, data []byte) {
 		ex := newMemExports()
@@ -85,11 +96,13 @@ func FuzzServerInput(f *testing.F) {
 			t.Fatalf("greeting: %v", err)
 		}
 		if negotiate {
-			hs := cat(flags, fuzzOption(optStructuredReply, nil), fuzzOption(optGo, fuzzGoData("disk")))
+			hs := cat(flags, fuzzOption(optStructuredReply, nil),
+				fuzzOption(optSetMetaContext, metaData("disk", metaBaseAllocation)),
+				fuzzOption(optGo, fuzzGoData("disk")))
 			if _, err := client.Write(hs); err != nil {
 				t.Fatalf("handshake: %v", err)
 			}
-			for acks := 0; acks < 2; {
+			for acks := 0; acks < 3; {
 				var h [optReplyHdrLen]byte
 				if _, err := io.ReadFull(r, h[:]); err != nil {
 					t.Fatalf("handshake reply: %v", err)
@@ -100,7 +113,7 @@ func FuzzServerInput(f *testing.F) {
 				switch be.Uint32(h[12:]) {
 				case repAck:
 					acks++
-				case repInfo:
+				case repInfo, repMetaCtx:
 				default:
 					t.Fatalf("handshake reply type %#x", be.Uint32(h[12:]))
 				}

@@ -23,8 +23,10 @@ type conn struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when serve returns
 
-	noZeroes   bool // client set NBD_FLAG_C_NO_ZEROES
-	structured bool // NBD_OPT_STRUCTURED_REPLY negotiated
+	noZeroes   bool   // client set NBD_FLAG_C_NO_ZEROES
+	structured bool   // NBD_OPT_STRUCTURED_REPLY negotiated
+	metaSet    bool   // base:allocation selected by NBD_OPT_SET_META_CONTEXT
+	metaExport string // for this export
 
 	// Guarded by s.mu.
 	attached bool   // in transmission
@@ -43,6 +45,7 @@ type export struct {
 	release  func()
 	size     uint64
 	flags    uint16
+	meta     bool // base:allocation selected for this export
 }
 
 // errAbort ends a handshake the client aborted.
@@ -136,6 +139,9 @@ func (c *conn) handshake() (*export, error) {
 			return nil, err
 		}
 		ex, err := c.option(opt, data)
+		if ex != nil {
+			ex.meta = c.metaSet && c.metaExport == ex.name
+		}
 		if ex != nil || err != nil {
 			return ex, err
 		}
@@ -191,6 +197,8 @@ func (c *conn) option(opt uint32, data []byte) (*export, error) {
 		}
 		c.structured = true
 		return nil, c.optReply(opt, repAck, nil)
+	case optListMetaContext, optSetMetaContext:
+		return nil, c.metaOption(opt, data)
 	}
 	return nil, c.optReply(opt, repErrUnsup, []byte("option not supported"))
 }

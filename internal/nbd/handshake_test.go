@@ -106,7 +106,7 @@ func TestHandshake(t *testing.T) {
 			}
 		}},
 		{"unknown options", func(t *testing.T, c *testClient) {
-			for _, opt := range []uint32{4, 5, 9, 10, 11, 99, 1 << 31} {
+			for _, opt := range []uint32{4, 5, 11, 99, 1 << 31} {
 				expectOpt(t, c, opt, []byte("data"), repErrUnsup)
 			}
 			c.infoGo(optGo, "disk")

@@ -44,6 +44,8 @@ const (
 	optInfo            = 6
 	optGo              = 7
 	optStructuredReply = 8
+	optListMetaContext = 9
+	optSetMetaContext  = 10
 )
 
 // Option reply types.
@@ -51,6 +53,7 @@ const (
 	repAck        = 1
 	repServer     = 2
 	repInfo       = 3
+	repMetaCtx    = 4
 	repFlagError  = 1 << 31
 	repErrUnsup   = repFlagError + 1
 	repErrInvalid = repFlagError + 3
@@ -73,20 +76,32 @@ const (
 	cmdFlush       = 3
 	cmdTrim        = 4
 	cmdWriteZeroes = 6
+	cmdBlockStatus = 7
 )
 
 // Command flags.
 const (
 	cmdFlagFUA    = 1 << 0
 	cmdFlagNoHole = 1 << 1
+	cmdFlagReqOne = 1 << 3
 )
 
 // Structured reply flags and types.
 const (
-	replyFlagDone       = 1 << 0
-	replyTypeNone       = 0
-	replyTypeOffsetData = 1
-	replyTypeError      = 1<<15 + 1
+	replyFlagDone        = 1 << 0
+	replyTypeNone        = 0
+	replyTypeOffsetData  = 1
+	replyTypeBlockStatus = 5
+	replyTypeError       = 1<<15 + 1
+)
+
+// The base:allocation metadata context: its name, the ID it gets from
+// NBD_OPT_SET_META_CONTEXT and its status flags.
+const (
+	metaBaseAllocation = "base:allocation"
+	metaBaseAllocID    = 1
+	stateHole          = 1 << 0
+	stateZero          = 1 << 1
 )
 
 // Error values sent in replies.

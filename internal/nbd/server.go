@@ -18,9 +18,20 @@
 //   - NBD_OPT_STRUCTURED_REPLY: accepted; READ is then answered with a
 //     single NBD_REPLY_TYPE_OFFSET_DATA chunk (NBD_REPLY_TYPE_NONE for a
 //     length of 0) or an NBD_REPLY_TYPE_ERROR chunk, both flagged
-//     NBD_REPLY_FLAG_DONE. Every other command keeps simple replies.
-//   - anything else (STARTTLS, meta contexts, extended headers, ...):
-//     NBD_REP_ERR_UNSUP.
+//     NBD_REPLY_FLAG_DONE, and so is BLOCK_STATUS (one
+//     NBD_REPLY_TYPE_BLOCK_STATUS chunk, or an error chunk). Every other
+//     command keeps simple replies.
+//   - NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT: the only
+//     context is "base:allocation", for every export (the named export
+//     must open, else NBD_REP_ERR_UNKNOWN). LIST returns it (context ID 0)
+//     for no query, "base:" or "base:allocation"; SET requires structured
+//     replies (else NBD_REP_ERR_INVALID), selects it (context ID 1) for
+//     "base:allocation" and binds it to the export named: BLOCK_STATUS is
+//     allowed if the last SET selected it for the export then entered.
+//     Queries of other namespaces are ignored; a query without a
+//     namespace or malformed data gives NBD_REP_ERR_INVALID (a failed SET
+//     still clears the selection).
+//   - anything else (STARTTLS, extended headers, ...): NBD_REP_ERR_UNSUP.
 //
 // Option errors: malformed data gives NBD_REP_ERR_INVALID, option data above
 // 64 KiB is discarded and gives NBD_REP_ERR_TOO_BIG, an export Exports.Open
@@ -28,30 +39,38 @@
 // closes). The handshake must end within 30 seconds.
 //
 // Transmission: READ, WRITE, FLUSH, TRIM, WRITE_ZEROES (with
-// NBD_CMD_FLAG_NO_HOLE) and DISC. The transmission flags are HAS_FLAGS,
-// SEND_FLUSH, SEND_FUA, SEND_TRIM, SEND_WRITE_ZEROES and CAN_MULTI_CONN
-// (Device.Flush is device-wide), plus READ_ONLY for read-only exports.
-// NBD_CMD_FLAG_FUA on a command that writes calls Device.Flush after the
-// operation and before the reply. Errors:
+// NBD_CMD_FLAG_NO_HOLE), BLOCK_STATUS (with NBD_CMD_FLAG_REQ_ONE) and
+// DISC. The transmission flags are HAS_FLAGS, SEND_FLUSH, SEND_FUA,
+// SEND_TRIM, SEND_WRITE_ZEROES and CAN_MULTI_CONN (Device.Flush is
+// device-wide), plus READ_ONLY for read-only exports. NBD_CMD_FLAG_FUA on
+// a command that writes calls Device.Flush after the operation and before
+// the reply. BLOCK_STATUS reports what the Device's Extenter says
+// (NBD_STATE_HOLE, NBD_STATE_ZERO; a Device without it is data
+// throughout) in at most 4096 descriptors, adjacent ones of the same
+// status merged, covering the request from its offset or less of it
+// (exactly one descriptor with REQ_ONE), never more. Errors:
 //
-//   - NBD_EINVAL: unknown command (including CACHE and BLOCK_STATUS), a
-//     command flag not valid for the command, a READ or WRITE longer than
-//     32 MiB, a READ or TRIM beyond the end of the export;
+//   - NBD_EINVAL: unknown command (including CACHE), a command flag not
+//     valid for the command, a READ or WRITE longer than 32 MiB, a READ,
+//     TRIM or BLOCK_STATUS beyond the end of the export, a BLOCK_STATUS of
+//     length 0 or without base:allocation selected for the export;
 //   - NBD_ENOSPC: a WRITE or WRITE_ZEROES beyond the end of the export, or a
 //     Device error wrapping ENOSPC, EDQUOT or EFBIG;
 //   - NBD_EPERM: WRITE, TRIM or WRITE_ZEROES on a read-only export, or a
 //     Device error wrapping EROFS or EPERM;
 //   - NBD_EIO: any other Device error, or a short ReadAt/WriteAt.
 //
-// A length of 0 succeeds without touching the device (NBD_CMD_FLAG_FUA still
-// flushes). The payload of a WRITE longer than 32 MiB is read and discarded
-// so the stream stays in sync; a WRITE longer than 64 MiB, a bad request
-// magic or any I/O error on the socket closes the connection.
+// A length of 0 (but for BLOCK_STATUS) succeeds without touching the
+// device (NBD_CMD_FLAG_FUA still flushes). The payload of a WRITE longer
+// than 32 MiB is read and discarded so the stream stays in sync; a WRITE
+// longer than 64 MiB, a bad request magic or any I/O error on the socket
+// closes the connection.
 //
 // Concurrency: the requests of one connection run concurrently, at most 16
-// at a time and at most 64 MiB of READ/WRITE buffers at a time; replies are
-// serialised and may be sent out of order, as the protocol allows. Any number
-// of connections may use one export. When a connection ends (DISC, socket
+// at a time and at most 64 MiB of READ/WRITE buffers at a time (a
+// BLOCK_STATUS reply takes at most 32 KiB more); replies are serialised
+// and may be sent out of order, as the protocol allows. Any number of
+// connections may use one export. When a connection ends (DISC, socket
 // error, Disconnect or Close) the server stops reading, waits for its
 // in-flight requests, flushes a writable device, closes the socket and then
 // calls the release function returned by Exports.Open.
@@ -67,6 +86,7 @@ import (
 )
 
 // Device is a block device served over NBD. It is safe for concurrent use.
+// It may implement Extenter, for BLOCK_STATUS.
 type Device interface {
 	Size() int64
 	ReadAt(p []byte, off int64) (int, error)

@@ -128,8 +128,12 @@ func (c *conn) readFailed(err error) {
 
 // handle executes one request and sends its reply.
 func (c *conn) handle(ex *export, req request, payload []byte) {
-	if req.typ == cmdRead {
+	switch req.typ {
+	case cmdRead:
 		c.read(ex, req)
+		return
+	case cmdBlockStatus:
+		c.blockStatus(ex, req)
 		return
 	}
 	var b [simpleHdrLen]byte
@@ -233,21 +237,27 @@ func (c *conn) read(ex *export, req request) {
 		c.send(buf)
 		return
 	}
-	if !c.structured {
-		var b [simpleHdrLen]byte
-		putSimple(b[:], errno, req.cookie)
-		c.send(b[:])
-		return
-	}
-	if errno == 0 {
+	if c.structured && errno == 0 {
 		var b [structHdrLen]byte
 		putStructured(b[:], replyFlagDone, replyTypeNone, req.cookie, 0)
 		c.send(b[:])
 		return
 	}
+	c.sendError(req.cookie, errno)
+}
+
+// sendError sends a reply without data: a simple reply, or with structured
+// replies an NBD_REPLY_TYPE_ERROR chunk (errno 0 only in a simple reply).
+func (c *conn) sendError(cookie uint64, errno uint32) {
+	if !c.structured {
+		var b [simpleHdrLen]byte
+		putSimple(b[:], errno, cookie)
+		c.send(b[:])
+		return
+	}
 	msg := errText(errno)
 	b := make([]byte, structHdrLen+6+len(msg))
-	putStructured(b, replyFlagDone, replyTypeError, req.cookie, 6+len(msg))
+	putStructured(b, replyFlagDone, replyTypeError, cookie, 6+len(msg))
 	be.PutUint32(b[structHdrLen:], errno)
 	be.PutUint16(b[structHdrLen+4:], uint16(len(msg)))
 	copy(b[structHdrLen+6:], msg)
