@@ -291,7 +291,9 @@ func (v *Volume) Reset(id string) error {
 }
 
 // hydrateChunk copies chunk k of the base into the clusters the bottom
-// lacks. The caller holds bottomMu (so no merge writes the bottom).
+// lacks; a chunk the bottom holds whole is not read at all. The caller
+// holds bottomMu (so no merge writes the bottom) and is the only one
+// hydrating chunk k.
 func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -304,19 +306,34 @@ func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
 	if size <= 0 {
 		return nil
 	}
+	first, end := off/ClusterSize, (off+size+ClusterSize-1)/ClusterSize
+	missing := false
+	for c := first; c < end && !missing; c++ {
+		missing = !bottom.has(c)
+	}
+	if !missing {
+		return nil
+	}
 	if err := v.base.ReadAt(buf[:size], off); err != nil {
 		return err
 	}
-	for c := off / ClusterSize; c*ClusterSize < off+size; c++ {
+	// Runs of missing clusters go out in one write each.
+	for c := first; c < end; {
 		if bottom.has(c) {
+			c++
 			continue
 		}
-		start := c*ClusterSize - off
-		end := min(start+ClusterSize, size)
-		if err := bottom.writeBulk(buf[start:end], c*ClusterSize); err != nil {
+		r := c
+		for r < end && !bottom.has(r) {
+			r++
+		}
+		from, to := c*ClusterSize-off, min(r*ClusterSize-off, size)
+		if err := bottom.writeBulk(buf[from:to], c*ClusterSize); err != nil {
 			return err
 		}
-		bottom.gain(c)
+		for ; c < r; c++ {
+			bottom.gain(c)
+		}
 	}
 	return nil
 }
@@ -331,13 +348,24 @@ func (v *Volume) BaseID() string {
 // Hydrate copies the clusters of the base that the bottom layer lacks
 // into it, chunk by chunk with workers goroutines (want lists the
 // chunkSize-byte chunks the base holds; progress is called with the
-// number done so far), then drops the base.
+// number done so far), then drops the base. Chunks that clients read
+// from the base meanwhile go first, while the base still has them at
+// hand, so that reading a disk while it hydrates fetches each chunk once.
 func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress func(done int)) error {
 	v.bottomMu.Lock()
 	defer v.bottomMu.Unlock()
 	if workers < 1 {
 		workers = 1
 	}
+	hints := make(chan int64, 256)
+	v.mu.Lock()
+	v.hints, v.hintChunk = hints, chunkSize
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.hints = nil
+		v.mu.Unlock()
+	}()
 	work := make(chan int64)
 	errc := make(chan error, workers)
 	var wg sync.WaitGroup
@@ -359,11 +387,45 @@ func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress fu
 			}
 		}()
 	}
-	var err error
-feed:
+	// Each wanted chunk is handed out once (no two workers write the
+	// same clusters): hinted ones first, then in order.
+	pending := make(map[int64]bool, len(want))
 	for _, k := range want {
+		pending[k] = true
+	}
+	var err error
+	next := 0
+feed:
+	for len(pending) > 0 {
+		for next < len(want) && !pending[want[next]] {
+			next++
+		}
+		k := int64(-1)
+		select {
+		case h := <-hints:
+			if !pending[h] {
+				continue
+			}
+			k = h
+		default:
+		}
+		if k < 0 {
+			select {
+			case h := <-hints:
+				if !pending[h] {
+					continue
+				}
+				k = h
+			case err = <-errc:
+				break feed
+			case work <- want[next]:
+				delete(pending, want[next])
+				continue
+			}
+		}
 		select {
 		case work <- k:
+			delete(pending, k)
 		case err = <-errc:
 			break feed
 		}

@@ -63,6 +63,7 @@ func (v *Volume) readChain(p []byte, off int64, top int) error {
 			clear(seg)
 			return nil
 		case fromBase:
+			v.hint(runOff, int64(len(seg)))
 			return v.base.ReadAt(seg, runOff)
 		}
 		_, err := v.layers[runSrc].data.ReadAt(seg, runOff)
@@ -85,6 +86,21 @@ func (v *Volume) readChain(p []byte, off int64, top int) error {
 		return err
 	}
 	return flush(pos)
+}
+
+// hint tells a running Hydrate that [off, off+n) is being read from the
+// base. The caller holds v.mu.
+func (v *Volume) hint(off, n int64) {
+	if v.hints == nil {
+		return
+	}
+	for k := off / v.hintChunk; k*v.hintChunk < off+n; k++ {
+		select {
+		case v.hints <- k:
+		default:
+			return
+		}
+	}
 }
 
 func (v *Volume) readCluster(seg []byte, off, c int64, top int) error {

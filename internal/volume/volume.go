@@ -64,6 +64,10 @@ type Volume struct {
 	// bottomMu serialises writes into the bottom layer (merges, hydration).
 	bottomMu sync.Mutex
 	bg       sync.WaitGroup // removal of layers dropped by Reset
+	// hints receives the chunks (of hintChunk bytes) that reads fetched
+	// from the base while Hydrate runs; nil otherwise. Sends never block.
+	hints     chan int64
+	hintChunk int64
 }
 
 // Create makes a new empty volume of size bytes in dir (which must not

@@ -339,3 +339,59 @@ func TestOpenRestoresLostLength(t *testing.T) {
 		t.Errorf("read %v", got)
 	}
 }
+
+// gatedBase records the whole-chunk reads (hydration's) and holds the
+// first one until released.
+type gatedBase struct {
+	memBase
+	chunk   int64
+	mu      sync.Mutex
+	order   []int64
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *gatedBase) ReadAt(p []byte, off int64) error {
+	if int64(len(p)) == b.chunk && off%b.chunk == 0 {
+		b.mu.Lock()
+		b.order = append(b.order, off/b.chunk)
+		first := len(b.order) == 1
+		b.mu.Unlock()
+		if first {
+			close(b.started)
+			<-b.release
+		}
+	}
+	return b.memBase.ReadAt(p, off)
+}
+
+// A chunk a client reads from the base while the disk hydrates is
+// hydrated next, out of order, and no chunk is hydrated twice.
+func TestHydrateFollowsReads(t *testing.T) {
+	const chunk, size = 1 << 20, 8 << 20
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*13 + i>>20)
+	}
+	gb := &gatedBase{memBase: memBase{data: data}, chunk: chunk, started: make(chan struct{}), release: make(chan struct{})}
+	v := newVol(t, size, func(string) (Base, error) { return gb, nil })
+	if err := v.Reset("s-base"); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- v.Hydrate(chunk, []int64{0, 1, 2, 3, 4, 5, 6, 7}, 1, nil) }()
+	<-gb.started // the worker is inside chunk 0
+	if got := read(t, v, 6*chunk+4096, 4096); !bytes.Equal(got, data[6*chunk+4096:6*chunk+8192]) {
+		t.Fatal("read during hydration")
+	}
+	close(gb.release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(gb.order); got != "[0 6 1 2 3 4 5 7]" {
+		t.Errorf("hydration order %s, want chunk 6 second and every chunk once", got)
+	}
+	if got := read(t, v, 0, size); !bytes.Equal(got, data) {
+		t.Fatal("content changed by hydration")
+	}
+}
