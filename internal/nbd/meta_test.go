@@ -27,9 +27,10 @@ func newStatusDevice(blockLen int64, status ...byte) *statusDevice {
 func (d *statusDevice) Extents(off, length int64, fn func(n int64, hole, zero bool) bool) error {
 	d.mu.Lock()
 	d.calls++
+	err := d.err
 	d.mu.Unlock()
-	if d.err != nil {
-		return d.err
+	if err != nil {
+		return err
 	}
 	for length > 0 {
 		b := off / d.blockLen
@@ -41,6 +42,12 @@ func (d *statusDevice) Extents(off, length int64, fn func(n int64, hole, zero bo
 		off, length = off+n, length-n
 	}
 	return nil
+}
+
+func (d *statusDevice) setErr(err error) {
+	d.mu.Lock()
+	d.err = err
+	d.mu.Unlock()
 }
 
 // metaData is the data of a meta context option.
@@ -309,8 +316,8 @@ func TestBlockStatus(t *testing.T) {
 		})
 	}
 	t.Run("device error", func(t *testing.T) {
-		dev.err = errors.New("boom")
-		defer func() { dev.err = nil }()
+		dev.setErr(errors.New("boom"))
+		defer dev.setErr(nil)
 		if _, errno := c.blockStatus(0, 0, bl); errno != errIO {
 			t.Fatalf("errno %d, want EIO", errno)
 		}
