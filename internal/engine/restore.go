@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/atomicfile"
 	"github.com/snapstack/snapstack/internal/blob"
@@ -106,12 +107,15 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := v.Hydrate(ChunkSize, m.Indices(), e.workers, nil); err != nil {
+		start := time.Now()
+		want := m.Indices()
+		if err := v.Hydrate(ChunkSize, want, e.workers, nil); err != nil {
 			if !errors.Is(err, volume.ErrClosed) {
 				e.log.Error("hydrate", "disk", diskID, "err", err)
 			}
 			return
 		}
+		e.log.Info("disk hydrated", "disk", diskID, "snapshot", id, "chunks", len(want), "seconds", time.Since(start).Seconds())
 		os.Remove(e.localManifestPath(diskID, "base", id))
 	}()
 }

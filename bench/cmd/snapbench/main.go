@@ -51,7 +51,7 @@ func main() {
 	flag.StringVar(&cfg.doc, "doc", "docs/benchmarks.md", "report to update (the generated section), \"\" for none")
 	flag.StringVar(&cfg.jsonOut, "json", "", "also write the raw samples here (default: -work/results.json)")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (with -inproc it includes the service)")
-	flag.StringVar(&prof.what, "profile", "all", "what -cpuprofile covers: all, a snapstack step (full, incr, restore, reset-read, vm2) a phase (latency, api) or a fio job of snapstack (fio-seq-write-1M, fio-rand-read-4K ...)")
+	flag.StringVar(&prof.what, "profile", "all", "what -cpuprofile covers: all, a snapstack step (full, incr, restore, hydrate, reset-read, vm2) a phase (latency, api) or a fio job of snapstack (fio-seq-write-1M, fio-rand-read-4K ...)")
 	flag.BoolVar(&cfg.inproc, "inproc", false, "run the service inside this process instead of the binary (for -cpuprofile)")
 	flag.IntVar(&cfg.runs, "runs", 3, "runs of each tool on the workload")
 	flag.IntVar(&cfg.latencyN, "latency-n", 15, "CreateSnapshot round trips per disk size")

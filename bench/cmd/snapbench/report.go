@@ -12,8 +12,9 @@ const (
 )
 
 var (
-	steps     = []string{"full", "incr", "restore", "reset-read", "vm2"}
+	steps     = []string{"full", "incr", "restore", "hydrate", "reset-read", "vm2"}
 	stepNames = map[string]string{"full": "full snapshot", "incr": "1% incremental", "restore": "restore + fsync",
+		"hydrate":    "restore, durable in the volume (CreateDisk until hydrated)",
 		"reset-read": "ResetDisk, read back + fsync", "vm2": "second VM (vm2)"}
 )
 
@@ -138,6 +139,13 @@ func workloadTables(cfg *config, res *results, w func(string, ...any)) {
 		}
 		w("| %s | %s |", stepNames[st], strings.Join(row, " | "))
 	}
+	// The peers' restore (to a file, fsynced) against snapstack's restore
+	// made durable in the volume.
+	row := []string{}
+	for _, p := range peers {
+		row = append(row, ratio(med(res, p+"/restore/wall"), med(res, "snapstack/hydrate/wall")))
+	}
+	w("| peer restore + fsync vs %s | %s |", stepNames["hydrate"], strings.Join(row, " | "))
 	for _, st := range []string{"full", "incr", "vm2"} {
 		row := []string{}
 		for _, p := range peers {

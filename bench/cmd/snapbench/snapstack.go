@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -151,6 +152,34 @@ func runSnapstack(cfg *config, res *results, k int) error {
 	}
 	os.Remove(out)
 
+	// The restore made durable on the host: CreateDisk from the same
+	// snapshot until the volume no longer needs the chunk store (every
+	// cluster copied into the volume and fsynced, the base dropped from
+	// volume.json); then the disk is read back, untimed, and compared.
+	prepareStep(roots, store)
+	var hd string
+	if err := m.serverStep("hydrate", s.pid, func(*time.Duration) error {
+		d, err := s.c.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String(region), ZoneId: tea.String(zone),
+			SnapshotId: tea.String(incr), DiskCategory: tea.String("cloud_auto")})
+		if err != nil {
+			return err
+		}
+		hd = tea.StringValue(d.Body.DiskId)
+		return waitHydrated(filepath.Join(dir, "volumes", hd))
+	}); err != nil {
+		return err
+	}
+	if err := s.attach(inst, hd); err != nil {
+		return err
+	}
+	if _, err := copyOut(s.uri(hd), out); err != nil {
+		return err
+	}
+	if err := verify(out, cfg.img("day1.img")); err != nil {
+		return fmt.Errorf("snapstack hydrated restore: %w", err)
+	}
+	os.Remove(out)
+
 	// Second VM: a new disk holding vm2.img, snapshotted into the same store.
 	d2, err := s.c.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String(region), ZoneId: tea.String(zone),
 		Size: tea.Int32(int32(cfg.diskGiB)), DiskCategory: tea.String("cloud_auto")})
@@ -203,6 +232,25 @@ func runSnapstack(cfg *config, res *results, k int) error {
 		return err
 	}
 	return verify(out, cfg.img("base.img"))
+}
+
+// waitHydrated polls a volume's volume.json (every 5 ms) until it names
+// no base snapshot: the restore is then local and durable.
+func waitHydrated(volDir string) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		raw, err := os.ReadFile(filepath.Join(volDir, "volume.json"))
+		if err == nil {
+			var st struct {
+				Base string `json:"base"`
+			}
+			if json.Unmarshal(raw, &st) == nil && st.Base == "" {
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: not hydrated after 10 minutes", volDir)
 }
 
 // attach attaches an Available disk to the instance and waits for In_use.
