@@ -142,6 +142,27 @@ type Batch interface {
 	Abort()
 }
 
+// AppendGetter is implemented by backends that can read an object into
+// the caller's memory.
+type AppendGetter interface {
+	// GetAppend appends the whole object to buf and returns the result,
+	// or an error wrapping ErrNotFound.
+	GetAppend(ctx context.Context, name string, buf []byte) ([]byte, error)
+}
+
+// GetAppend appends the object to buf with b's GetAppend when it has one,
+// else with Get and a copy.
+func GetAppend(ctx context.Context, b Backend, name string, buf []byte) ([]byte, error) {
+	if ag, ok := b.(AppendGetter); ok {
+		return ag.GetAppend(ctx, name, buf)
+	}
+	obj, err := b.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, obj...), nil
+}
+
 // Batcher is implemented by backends that have a cheaper Batch than one
 // Put per object.
 type Batcher interface {

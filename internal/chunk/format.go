@@ -140,7 +140,12 @@ func (c *codec) encode(data []byte) []byte {
 
 // decode checks obj and returns its plaintext, which hashes to id. Errors
 // wrap ErrCorrupt or ErrUnsupported. The result may share memory with obj.
-func (c *codec) decode(id ID, obj []byte) ([]byte, error) {
+func (c *codec) decode(id ID, obj []byte) ([]byte, error) { return c.decodeInto(id, obj, nil) }
+
+// decodeInto is decode writing the plaintext into dst's storage when its
+// capacity is large enough (the result then shares memory with dst, not
+// obj); nil dst allocates.
+func (c *codec) decodeInto(id ID, obj, dst []byte) ([]byte, error) {
 	if len(obj) < Overhead {
 		return nil, corrupt(id, "%d bytes is shorter than the %d-byte envelope", len(obj), Overhead)
 	}
@@ -171,9 +176,15 @@ func (c *codec) decode(id ID, obj []byte) ([]byte, error) {
 			return nil, corrupt(id, "raw payload of %d bytes, plaintext length %d", payloadLen, plainLen)
 		}
 		plain = payload
+		if cap(dst) >= int(plainLen) {
+			plain = append(dst[:0], payload...)
+		}
 	case CompressionZstd:
+		if cap(dst) < int(plainLen) {
+			dst = make([]byte, 0, plainLen)
+		}
 		var err error
-		plain, err = c.dec.DecodeAll(payload, make([]byte, 0, plainLen))
+		plain, err = c.dec.DecodeAll(payload, dst[:0])
 		if err != nil {
 			return nil, corrupt(id, "zstd: %v", err)
 		}

@@ -57,6 +57,19 @@ func (s *Store) Get(ctx context.Context, id ID) ([]byte, error) {
 	return s.codec.decode(id, obj)
 }
 
+// GetInto is Get with caller-owned memory: the plaintext is written into
+// dst's storage when its capacity suffices (else allocated), and the
+// stored object is read into *scratch, which is grown as needed and kept
+// for the next call. The result is valid until dst is reused.
+func (s *Store) GetInto(ctx context.Context, id ID, dst []byte, scratch *[]byte) ([]byte, error) {
+	obj, err := blob.GetAppend(ctx, s.b, objectName(id), (*scratch)[:0])
+	if err != nil {
+		return nil, fmt.Errorf("chunk: get %s: %w", id, err)
+	}
+	*scratch = obj
+	return s.codec.decodeInto(id, obj, dst)
+}
+
 // Has reports whether a chunk with the ID is stored, without verifying it.
 func (s *Store) Has(ctx context.Context, id ID) (bool, error) {
 	_, err := s.b.Stat(ctx, objectName(id))

@@ -65,6 +65,18 @@ func TestRoundTrip(t *testing.T) {
 				if err != nil || !bytes.Equal(got, data) {
 					t.Fatalf("Get = %d bytes, %v; want the %d bytes put", len(got), err, len(data))
 				}
+				// GetInto: into the caller's memory when it is large
+				// enough, else a fresh buffer; the scratch buffer grows.
+				var scratch []byte
+				for _, dst := range [][]byte{make([]byte, min(7, size), size+1), make([]byte, 0, size/2)} {
+					got, err := s.GetInto(ctx, id, dst, &scratch)
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("GetInto(cap %d) = %d bytes, %v; want the %d bytes put", cap(dst), len(got), err, len(data))
+					}
+					if size > 0 && cap(dst) >= size && &got[:1][0] != &dst[:1][0] {
+						t.Fatalf("GetInto(cap %d) did not use dst", cap(dst))
+					}
+				}
 				if has, err := s.Has(ctx, id); !has || err != nil {
 					t.Fatalf("Has = %v, %v", has, err)
 				}
@@ -78,6 +90,24 @@ func TestRoundTrip(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestGetIntoDetectsCorruption(t *testing.T) {
+	ctx := context.Background()
+	s, f := newTestStore(t)
+	data := compressible(5, 1<<20)
+	id, _, _ := s.Put(ctx, data)
+	if err := f.FlipBit(ctx, objectName(id), 200*8); err != nil {
+		t.Fatal(err)
+	}
+	var scratch []byte
+	dst := make([]byte, 1<<20)
+	if _, err := s.GetInto(ctx, id, dst, &scratch); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("GetInto of a flipped bit: %v, want ErrCorrupt", err)
+	}
+	if _, err := s.GetInto(ctx, Sum([]byte("absent")), dst, &scratch); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("GetInto of a missing chunk: %v, want ErrNotFound", err)
 	}
 }
 

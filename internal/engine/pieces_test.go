@@ -2,10 +2,12 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/volume"
 )
 
@@ -158,5 +160,50 @@ func TestClusterRuns(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("clusterRuns(%b) = %v, want %v", tc.dirty, got, tc.want)
 		}
+	}
+}
+
+// The hydration read (ReadBulk) returns what ReadAt returns, for whole
+// chunks, chunks of pieces, zero chunks and the short last chunk, and
+// reports a damaged object instead of returning its bytes.
+func TestBaseReadBulk(t *testing.T) {
+	f := newFixture(t)
+	const size = 4<<20 + 3*volume.ClusterSize
+	if err := f.e.CreateDisk(ctx, "d-1", size, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d-1", randBytes(20, 2<<20), 0)
+	f.write("d-1", randBytes(21, 3*volume.ClusterSize), 4<<20)
+	f.snapshot("d-1", "s-1")
+	f.write("d-1", []byte("piece"), 1<<20+volume.ClusterSize)
+	f.snapshot("d-1", "s-2")
+	m, err := f.e.loadManifest(ctx, "s-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Fragments(1) < 2 {
+		t.Fatalf("chunk 1 is not made of pieces: %+v", m.Pieces(1, nil))
+	}
+	b := &base{m: m, chunks: f.e.chunks}
+	for k := int64(0); k*ChunkSize < size; k++ {
+		n := min(ChunkSize, size-k*ChunkSize)
+		want, got := make([]byte, n), bytes.Repeat([]byte{0xaa}, int(n))
+		if err := b.ReadAt(want, k*ChunkSize); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.ReadBulk(got, k*ChunkSize); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("chunk %d: ReadBulk differs from ReadAt", k)
+		}
+	}
+	id, _ := m.Whole(0)
+	if err := f.blobs.FlipBit(ctx, "chunks/"+id.String()[:2]+"/"+id.String(), 999); err != nil {
+		t.Fatal(err)
+	}
+	fresh := &base{m: m, chunks: f.e.chunks}
+	if err := fresh.ReadBulk(make([]byte, ChunkSize), 0); !errors.Is(err, chunk.ErrCorrupt) {
+		t.Fatalf("ReadBulk of a damaged chunk: %v", err)
 	}
 }

@@ -199,6 +199,8 @@ type base struct {
 	cache    map[chunk.ID][]byte
 	order    []chunk.ID
 	inflight map[chunk.ID]*fetch
+
+	scratch sync.Pool // *[]byte: stored objects read by ReadBulk
 }
 
 type fetch struct {
@@ -241,6 +243,43 @@ func (b *base) ReadAt(p []byte, off int64) error {
 		clear(seg[pos-in:])
 		p, off = p[n:], off+n
 	}
+	return nil
+}
+
+// ReadBulk implements volume.BaseBulkReader: a whole chunk held by one
+// object is decoded straight into p (or copied from the cache or from a
+// fetch under way), without entering the cache; anything else is ReadAt.
+func (b *base) ReadBulk(p []byte, off int64) error {
+	k := off / b.m.ChunkSize
+	id, whole := b.m.Whole(k)
+	if !whole || off != k*b.m.ChunkSize || int64(len(p)) != min(b.m.ChunkSize, b.m.Size-off) {
+		return b.ReadAt(p, off)
+	}
+	b.mu.Lock()
+	data, cached := b.cache[id]
+	f := b.inflight[id]
+	b.mu.Unlock()
+	if f != nil {
+		<-f.done
+		data, cached = f.data, f.err == nil
+	}
+	if !cached {
+		scratch, _ := b.scratch.Get().(*[]byte)
+		if scratch == nil {
+			scratch = new([]byte)
+		}
+		var err error
+		data, err = b.chunks.GetInto(context.Background(), id, p[:0], scratch)
+		b.scratch.Put(scratch)
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", k, err)
+		}
+	}
+	n := len(data)
+	if n == 0 || &data[0] != &p[0] { // decoded into p: nothing to copy
+		n = copy(p, data)
+	}
+	clear(p[n:])
 	return nil
 }
 

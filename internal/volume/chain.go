@@ -314,7 +314,11 @@ func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
 	if !missing {
 		return nil
 	}
-	if err := v.base.ReadAt(buf[:size], off); err != nil {
+	read := v.base.ReadAt
+	if br, ok := v.base.(BaseBulkReader); ok {
+		read = br.ReadBulk
+	}
+	if err := read(buf[:size], off); err != nil {
 		return err
 	}
 	// Runs of missing clusters go out in one write each.

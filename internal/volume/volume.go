@@ -28,6 +28,13 @@ type Base interface {
 	Close() error
 }
 
+// BaseBulkReader is implemented by a Base with a cheaper read for
+// hydration, which reads each chunk once: ReadBulk fills p like ReadAt
+// but need not keep what it read for later reads.
+type BaseBulkReader interface {
+	ReadBulk(p []byte, off int64) error
+}
+
 // BaseOpener opens the base named by a snapshot ID.
 type BaseOpener func(snapshotID string) (Base, error)
 

@@ -80,6 +80,13 @@ func mustGet(t *testing.T, b blob.Backend, name string, want []byte) {
 	if err != nil || size != int64(len(want)) {
 		t.Fatalf("Stat(%q) = %d, %v; want %d, nil", name, size, err, len(want))
 	}
+	// GetAppend (the backend's own, or the fallback) appends after what
+	// the buffer holds.
+	prefix := []byte("keep")
+	got, err = blob.GetAppend(context.Background(), b, name, prefix)
+	if err != nil || !bytes.Equal(got[:4], prefix) || !bytes.Equal(got[4:], want) {
+		t.Fatalf("GetAppend(%q) = %d bytes, %v; want the prefix then the %d bytes put", name, len(got), err, len(want))
+	}
 }
 
 func mustNotFound(t *testing.T, b blob.Backend, name string) {
@@ -89,6 +96,9 @@ func mustNotFound(t *testing.T, b blob.Backend, name string) {
 	}
 	if size, err := b.Stat(context.Background(), name); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("Stat(%q) = %d, %v; want ErrNotFound", name, size, err)
+	}
+	if got, err := blob.GetAppend(context.Background(), b, name, nil); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("GetAppend(%q) = %d bytes, %v; want ErrNotFound", name, len(got), err)
 	}
 }
 

@@ -23,11 +23,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -176,6 +178,31 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("blob/local: get %q: %w", name, notFound(err))
 	}
 	return data, nil
+}
+
+// GetAppend appends the object stored under name to buf (blob.AppendGetter).
+func (s *Store) GetAppend(ctx context.Context, name string, buf []byte) ([]byte, error) {
+	if err := begin(ctx, "get", name); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("blob/local: get %q: %w", name, notFound(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = syscall.EISDIR
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob/local: get %q: %w", name, notFound(err))
+	}
+	n := len(buf)
+	buf = slices.Grow(buf, int(fi.Size()))[:n+int(fi.Size())]
+	if _, err := io.ReadFull(f, buf[n:]); err != nil {
+		return nil, fmt.Errorf("blob/local: get %q: %w", name, err)
+	}
+	return buf, nil
 }
 
 // Stat reports the size of the object stored under name.
