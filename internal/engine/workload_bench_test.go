@@ -24,7 +24,8 @@ import (
 // local chunk directory: full snapshot, incremental snapshot, restore
 // until durable. Set SNAPSTACK_BENCH_IMAGES to the directory holding
 // base.img and day1.img (diskgen gen / clone / day) and run with
-// -bench Workload -benchtime 1x. Reported: seconds per step and stored
+// -bench Workload -benchtime 1x (SNAPSTACK_BENCH_FULL_PROFILE and
+// SNAPSTACK_BENCH_RESTORE_PROFILE name CPU profile files). Reported: seconds per step and stored
 // bytes; loading the images into the disk is not timed.
 func BenchmarkWorkload(b *testing.B) {
 	dir := os.Getenv("SNAPSTACK_BENCH_IMAGES")
@@ -73,6 +74,12 @@ func runWorkload(b *testing.B, images, work string) {
 	incr := timeSnapshot(b, e, "s-day1")
 	incrBytes := dirBytes(filepath.Join(work, "store")) - fullBytes
 
+	if prof := os.Getenv("SNAPSTACK_BENCH_RESTORE_PROFILE"); prof != "" {
+		f, _ := os.Create(prof)
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
+	cpu0 = cpuTime()
 	start := time.Now()
 	if err := e.CreateDisk(ctx, "d-restored", fi.Size(), "s-day1"); err != nil {
 		b.Fatal(err)
@@ -82,6 +89,8 @@ func runWorkload(b *testing.B, images, work string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	restore := time.Since(start)
+	restoreCPU := cpuTime() - cpu0
+	pprof.StopCPUProfile()
 	if got, want := volumeHash(b, r), fileHash(b, filepath.Join(images, "day1.img")); got != want {
 		b.Fatal("restored disk differs from day1.img")
 	}
@@ -91,6 +100,7 @@ func runWorkload(b *testing.B, images, work string) {
 	b.ReportMetric(fullCPU.Seconds(), "full-cpu-s")
 	b.ReportMetric(incr.Seconds(), "incr-s")
 	b.ReportMetric(restore.Seconds(), "restore-s")
+	b.ReportMetric(restoreCPU.Seconds(), "restore-cpu-s")
 	b.ReportMetric(float64(fullBytes)/1e6, "full-MB")
 	b.ReportMetric(float64(incrBytes)/1e6, "incr-MB")
 	b.ReportMetric(float64(ms.Sys)/(1<<20), "sys-MiB")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/blob/blobtest"
+	"golang.org/x/sys/unix"
 )
 
 func TestConformance(t *testing.T) {
@@ -208,5 +209,52 @@ func TestGetMissingUnderFile(t *testing.T) {
 	}
 	if err := s.List(ctx, "file/", func(n string) error { return fmt.Errorf("listed %q", n) }); err != nil {
 		t.Fatalf("List below a file = %v", err)
+	}
+}
+
+// GetAppend reads objects whether or not the page cache holds them (out
+// of it, they are read with O_DIRECT into an aligned buffer), of sizes
+// that are not multiples of the O_DIRECT alignment, after a prefix, and
+// into an unaligned buffer.
+func TestGetAppendCachedAndNot(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	for i, size := range []int{1, 4095, 4096, 5000, 1<<20 + 17} {
+		name := fmt.Sprintf("obj/%d", i)
+		data := blobtest.Data(uint64(size), size)
+		b := s.NewBatch() // O_DIRECT writes: the page cache does not hold them
+		if err := b.Put(ctx, name, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for round := 0; round < 2; round++ {
+			dropCache(t, filepath.Join(s.Dir(), name))
+			aligned := make([]byte, 0, 2<<20) // a large allocation: page aligned
+			unaligned := make([]byte, 3, 2<<20)[3:]
+			for _, buf := range [][]byte{aligned, unaligned, []byte("pre")} {
+				got, err := s.GetAppend(ctx, name, buf)
+				if err != nil {
+					t.Fatalf("size %d: %v", size, err)
+				}
+				if !bytes.Equal(got[:len(buf)], buf) || !bytes.Equal(got[len(buf):], data) {
+					t.Fatalf("size %d, buffer of cap %d: GetAppend returned other bytes", size, cap(buf))
+				}
+			}
+		}
+	}
+}
+
+// dropCache asks the kernel to evict the file's pages.
+func dropCache(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatal(err)
 	}
 }
