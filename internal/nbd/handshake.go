@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -34,7 +35,25 @@ type conn struct {
 	// closing is set (under s.mu) by shutdown.
 	closing atomic.Bool
 
-	wmu sync.Mutex // serialises writes to nc
+	// Transmission (see transmit).
+	slots     chan struct{} // a token per request in flight (reply not sent)
+	bud       budget        // READ/WRITE buffer bytes held
+	slowScore atomic.Int32  // recent slow device reads (see noteRead)
+	deferred  bool          // the reader queued replies without a writer
+
+	wmu     sync.Mutex // guards replies, spare and writing
+	replies []reply    // queued, not yet being written
+	spare   []reply    // the previous batch's array, reused
+	writing bool       // some goroutine is the writer
+	// Used by the writer only (the hand-off through wake orders them).
+	rc          syscall.RawConn // nc's, for writes that must not block; nil if none
+	iov         [][]byte
+	bufs        net.Buffers
+	iovecs      []syscall.Iovec
+	wfailed     bool          // a write failed: the connection is closed
+	wake        chan struct{} // hands the writer's role to the writer goroutine
+	handoff     []reply       // with the batch being written
+	handoffSent int           // and its bytes already sent
 }
 
 // export is an opened export.

@@ -123,14 +123,13 @@ func parseMetaQueries(data []byte) (name string, queries []string, err error) {
 	return name, queries, nil
 }
 
-// blockStatus executes a BLOCK_STATUS and sends its reply: one
+// blockStatus executes a BLOCK_STATUS and returns its reply: one
 // NBD_REPLY_TYPE_BLOCK_STATUS chunk of at most maxStatusExtents
 // descriptors (one with NBD_CMD_FLAG_REQ_ONE) that cover the request from
 // its offset, or less of it, never more.
-func (c *conn) blockStatus(ex *export, req request) {
+func (c *conn) blockStatus(ex *export, req request) (b []byte, pooled bool) {
 	if !ex.meta || req.flags&^(cmdFlagFUA|cmdFlagReqOne) != 0 || req.length == 0 || !ex.inRange(req) {
-		c.sendError(req.cookie, errInval)
-		return
+		return c.errorReply(req.cookie, errInval), false
 	}
 	limit := maxStatusExtents
 	if req.flags&cmdFlagReqOne != 0 {
@@ -138,7 +137,6 @@ func (c *conn) blockStatus(ex *export, req request) {
 	}
 	const hdr = structHdrLen + 4
 	buf := c.s.bufs.get(hdr + 8*limit)
-	defer c.s.bufs.put(buf)
 	var (
 		n       int                 // descriptors
 		left    = int64(req.length) // bytes not yet described
@@ -176,8 +174,8 @@ func (c *conn) blockStatus(ex *export, req request) {
 	if d, ok := ex.dev.(Extenter); ok {
 		if err := d.Extents(int64(req.offset), int64(req.length), add); err != nil {
 			c.log.Warn("nbd: device error", "export", ex.name, "cmd", req.typ, "offset", req.offset, "length", req.length, "err", err)
-			c.sendError(req.cookie, deviceErrno(err))
-			return
+			c.s.bufs.put(buf)
+			return c.errorReply(req.cookie, deviceErrno(err)), false
 		}
 	}
 	if n == 0 {
@@ -186,5 +184,5 @@ func (c *conn) blockStatus(ex *export, req request) {
 	be.PutUint32(buf[hdr+8*(n-1):], uint32(dlen))
 	putStructured(buf, replyFlagDone, replyTypeBlockStatus, req.cookie, 4+8*n)
 	be.PutUint32(buf[structHdrLen:], metaBaseAllocID)
-	c.send(buf[:hdr+8*n])
+	return buf[:hdr+8*n], true
 }

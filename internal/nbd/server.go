@@ -67,10 +67,15 @@
 // closes the connection.
 //
 // Concurrency: the requests of one connection run concurrently, at most 16
-// at a time and at most 64 MiB of READ/WRITE buffers at a time (a
-// BLOCK_STATUS reply takes at most 32 KiB more); replies are serialised
-// and may be sent out of order, as the protocol allows. Any number of
-// connections may use one export. When a connection ends (DISC, socket
+// at a time (a request counts until its reply is sent) and at most 64 MiB
+// of READ/WRITE buffers at a time (a BLOCK_STATUS reply takes at most
+// 32 KiB more), on a pool of worker goroutines; READs of up to 128 KiB
+// are executed by the connection's reader itself while the device answers
+// them fast (from memory), and go to the workers again once it is slow.
+// Replies may be sent out of order, as the protocol allows; replies ready
+// together go out in one writev. The reader never waits on the socket, so
+// a client may send requests without reading replies meanwhile (up to the
+// 16 in flight). Any number of connections may use one export. When a connection ends (DISC, socket
 // error, Disconnect or Close) the server stops reading, waits for its
 // in-flight requests, flushes a writable device, closes the socket and then
 // calls the release function returned by Exports.Open.

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
+	"time"
 )
 
 const (
@@ -31,6 +33,16 @@ func (b *budget) acquire(n int64) {
 	b.mu.Unlock()
 }
 
+func (b *budget) tryAcquire(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > maxBufferBytes {
+		return false
+	}
+	b.used += n
+	return true
+}
+
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
@@ -38,17 +50,106 @@ func (b *budget) release(n int64) {
 	b.cond.Broadcast()
 }
 
+// A request is executed by one of at most maxInFlight worker goroutines
+// of the connection (started as needed, kept until it ends, so that their
+// stacks stay grown), or by the reader itself when it is a READ of at
+// most inlineReadMax bytes and the device's reads have been fast lately
+// (see noteRead): page-cache reads then cost no hand-off between
+// goroutines, while reads that wait for a disk or the chunk store still
+// run in parallel.
+//
+// A reply is queued; whoever queues to an idle queue becomes the writer
+// and sends everything queued, several replies per writev, until the
+// queue is empty. The reader, though, never waits on the socket: it
+// defers the replies of its inline reads while more requests are
+// buffered (one writev then answers a burst), flushes them before
+// anything that may wait, and only writes what the socket takes at once,
+// handing the rest to the connection's writer goroutine; so a client may
+// send a WRITE payload without reading replies meanwhile. The writer
+// returns the buffers, the budget and the slot of each reply sent, so a
+// request counts against maxInFlight and its READ buffer against the
+// budget until its reply is on the socket.
+
+const (
+	// inlineReadMax is the largest READ the reader executes itself.
+	inlineReadMax = 128 << 10
+	// The slow score of a connection: a device read that takes d > slowRead
+	// adds slowReadScore*d/slowRead (a short preemption a few points, a
+	// read from disk or the chunk store hundreds), up to maxSlowScore; a
+	// fast one takes 1 off. The reader executes small reads itself while
+	// the score is under inlineScore: reads then stay inline through a
+	// few slightly slow ones, and go to workers after one very slow read
+	// until hundreds of fast ones have followed.
+	slowReadScore = 8
+	inlineScore   = 4 * slowReadScore
+	maxSlowScore  = 1024
+)
+
+// slowRead is the device read time above which a READ of n bytes is not
+// served from memory.
+func slowRead(n int) time.Duration {
+	return 50*time.Microsecond + time.Duration(n)*time.Nanosecond // + 1 GB/s
+}
+
+// noteRead updates the slow score with a device read of n bytes that took d.
+func (c *conn) noteRead(n int, d time.Duration) {
+	if slow := slowRead(n); d > slow {
+		if c.slowScore.Load() < maxSlowScore {
+			c.slowScore.Add(int32(min(int64(slowReadScore)*int64(d/slow), maxSlowScore)))
+		}
+	} else if c.slowScore.Load() > 0 {
+		c.slowScore.Add(-1)
+	}
+}
+
+// job is a request handed to a worker.
+type job struct {
+	req     request
+	payload []byte // WRITE payload from the pool, or nil
+	cost    int64  // budget held
+}
+
+// reply is a reply queued for the writer.
+type reply struct {
+	b      []byte
+	pooled bool  // b came from the buffer pool
+	cost   int64 // budget to release once b is sent
+}
+
 // transmit reads requests until DISC, a socket error or shutdown, then waits
 // for the in-flight requests and flushes a writable device.
 func (c *conn) transmit(ex *export) {
 	var (
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, maxInFlight)
-		bud   budget
-		hdr   [requestLen]byte
+		wg      sync.WaitGroup // requests handed to workers and not done
+		workers sync.WaitGroup
+		jobs    = make(chan job)
+		started int // workers
+		hdr     [requestLen]byte
 	)
-	bud.cond.L = &bud.mu
+	c.slots = make(chan struct{}, maxInFlight)
+	c.bud.cond.L = &c.bud.mu
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	c.wake = make(chan struct{}, 1)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writer()
+	}()
+	worker := func(j job) {
+		defer workers.Done()
+		for ok := true; ok; j, ok = <-jobs {
+			c.run(ex, j)
+			wg.Done()
+		}
+	}
+	// The reader flushes the replies it deferred before anything that
+	// may wait: the client, the budget, a slot or a worker.
 	for {
+		if c.r.Buffered() < requestLen {
+			c.flushDeferred()
+		}
 		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 			c.readFailed(err)
 			break
@@ -72,6 +173,9 @@ func (c *conn) transmit(ex *export) {
 				c.log.Warn("nbd: absurd write length; closing", "export", ex.name, "length", req.length)
 				break
 			}
+			if c.r.Buffered() < int(req.length) {
+				c.flushDeferred()
+			}
 			if req.length > MaxPayload {
 				// Keep the stream in sync; the handler replies NBD_EINVAL.
 				if err := discard(c.r, int64(req.length)); err != nil {
@@ -79,36 +183,209 @@ func (c *conn) transmit(ex *export) {
 					break
 				}
 			} else {
-				bud.acquire(cost)
+				c.acquire(cost)
 				payload = c.s.bufs.get(int(req.length))
 				if _, err := io.ReadFull(c.r, payload); err != nil {
 					c.s.bufs.put(payload)
-					bud.release(cost)
+					c.bud.release(cost)
 					c.readFailed(err)
 					break
 				}
 			}
+		} else {
+			c.acquire(cost)
 		}
-		if req.typ != cmdWrite {
-			bud.acquire(cost)
+		select {
+		case c.slots <- struct{}{}:
+		default:
+			c.flushDeferred()
+			c.slots <- struct{}{}
 		}
-		slots <- struct{}{}
+		j := job{req: req, payload: payload, cost: cost}
+		if req.typ == cmdRead && req.length <= inlineReadMax && c.slowScore.Load() < inlineScore {
+			c.runInline(ex, j)
+			continue
+		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.handle(ex, req, payload)
-			if payload != nil {
-				c.s.bufs.put(payload) // the device keeps no reference to it
+		select {
+		case jobs <- j: // an idle worker took it
+		default:
+			if started < maxInFlight {
+				started++
+				workers.Add(1)
+				go worker(j)
+			} else {
+				c.flushDeferred()
+				jobs <- j
 			}
-			bud.release(cost)
-			<-slots
-		}()
+		}
 	}
-	wg.Wait()
+	c.flushDeferred()
+	wg.Wait() // every reply is sent (or dropped after a write error)
+	close(jobs)
+	workers.Wait()
+	close(c.wake) // the writer goroutine sends what it was handed first
+	<-writerDone
 	if !ex.readOnly {
 		if err := ex.dev.Flush(); err != nil {
 			c.log.Warn("nbd: flush at disconnect", "export", ex.name, "err", err)
 		}
+	}
+}
+
+// acquire takes n bytes of budget for the reader, flushing its deferred
+// replies first if it has to wait.
+func (c *conn) acquire(n int64) {
+	if !c.bud.tryAcquire(n) {
+		c.flushDeferred()
+		c.bud.acquire(n)
+	}
+}
+
+// runInline executes a request in the reader. Its reply is deferred when
+// another request is already buffered (so that one writev sends the
+// replies of everything the client sent together), else queued with a
+// write that does not wait.
+func (c *conn) runInline(ex *export, j job) {
+	b, pooled := c.handle(ex, j.req, j.payload)
+	r := reply{b: b, pooled: pooled, cost: j.cost}
+	if c.r.Buffered() >= requestLen {
+		c.wmu.Lock()
+		c.replies = append(c.replies, r)
+		c.wmu.Unlock()
+		c.deferred = true
+		return
+	}
+	c.deferred = false
+	c.queue(r, false)
+}
+
+// flushDeferred sends the replies the reader deferred, unless a writer is
+// at work (which sends them).
+func (c *conn) flushDeferred() {
+	if !c.deferred {
+		return
+	}
+	c.deferred = false
+	c.wmu.Lock()
+	if c.writing || len(c.replies) == 0 {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	c.drain(false)
+}
+
+// run executes a request in a worker and queues its reply.
+func (c *conn) run(ex *export, j job) {
+	b, pooled := c.handle(ex, j.req, j.payload)
+	if j.payload != nil {
+		c.s.bufs.put(j.payload) // the device keeps no reference to it
+		c.bud.release(j.cost)
+		j.cost = 0
+	}
+	c.queue(reply{b: b, pooled: pooled, cost: j.cost}, true)
+}
+
+// queue queues a reply. If no one is writing, the caller becomes the
+// writer and sends the queue until it is empty; without wait it sends
+// only what the socket takes at once and hands the rest, and the writer's
+// role, to the writer goroutine (the reader must go on reading: a client
+// may not read replies while it sends a WRITE payload).
+func (c *conn) queue(r reply, wait bool) {
+	c.wmu.Lock()
+	c.replies = append(c.replies, r)
+	if c.writing {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	c.drain(wait)
+}
+
+// drain sends the queue until it is empty, then gives up the writer's
+// role; see queue for wait. The caller is the writer and holds wmu,
+// which drain unlocks.
+func (c *conn) drain(wait bool) {
+	for len(c.replies) > 0 {
+		batch := c.replies
+		c.replies = c.spare[:0]
+		c.wmu.Unlock()
+		if !c.send(batch, 0, wait) {
+			return // handed off
+		}
+		c.wmu.Lock()
+		c.spare = batch[:0]
+	}
+	c.writing = false
+	c.wmu.Unlock()
+}
+
+// send writes batch after its first skip bytes with one writev, unless a
+// write failed before (the connection is closed; replies are dropped),
+// and then releases the batch. Without wait, if the socket does not take
+// it all at once, it hands the rest to the writer goroutine and returns
+// false. A failed write closes the connection, so that the reader stops
+// too. Only the writer calls it.
+func (c *conn) send(batch []reply, skip int, wait bool) bool {
+	if !c.wfailed {
+		iov, total := c.iov[:0], 0
+		for _, r := range batch {
+			if skip >= len(r.b) {
+				skip -= len(r.b)
+				continue
+			}
+			iov = append(iov, r.b[skip:])
+			total += len(r.b) - skip
+			skip = 0
+		}
+		c.iov = iov
+		var err error
+		if wait {
+			c.bufs = iov
+			_, err = c.bufs.WriteTo(c.nc)
+		} else {
+			var n int
+			n, err = writevNow(c.rc, iov, &c.iovecs)
+			if err == nil && n < total {
+				clear(iov)
+				c.handoff, c.handoffSent = batch, n
+				c.wake <- struct{}{}
+				return false
+			}
+		}
+		clear(iov)
+		if err != nil {
+			if !c.closing.Load() && !errors.Is(err, net.ErrClosed) {
+				c.log.Info("nbd: write reply", "err", err)
+			}
+			c.nc.Close()
+			c.wfailed = true
+		}
+	}
+	for _, r := range batch {
+		if r.pooled {
+			c.s.bufs.put(r.b)
+		}
+		if r.cost > 0 {
+			c.bud.release(r.cost)
+		}
+		<-c.slots
+	}
+	clear(batch)
+	return true
+}
+
+// writer is the writer goroutine: woken by a hand-off, it sends the rest
+// of the batch handed off and then drains the queue.
+func (c *conn) writer() {
+	for range c.wake {
+		batch := c.handoff
+		c.handoff = nil
+		c.send(batch, c.handoffSent, true)
+		c.wmu.Lock()
+		c.spare = batch[:0]
+		c.drain(true)
 	}
 }
 
@@ -126,19 +403,18 @@ func (c *conn) readFailed(err error) {
 	}
 }
 
-// handle executes one request and sends its reply.
-func (c *conn) handle(ex *export, req request, payload []byte) {
+// handle executes one request and returns its reply; pooled tells whether
+// the reply's buffer comes from the buffer pool.
+func (c *conn) handle(ex *export, req request, payload []byte) (b []byte, pooled bool) {
 	switch req.typ {
 	case cmdRead:
-		c.read(ex, req)
-		return
+		return c.read(ex, req)
 	case cmdBlockStatus:
-		c.blockStatus(ex, req)
-		return
+		return c.blockStatus(ex, req)
 	}
-	var b [simpleHdrLen]byte
-	putSimple(b[:], c.exec(ex, req, payload), req.cookie)
-	c.send(b[:])
+	b = make([]byte, simpleHdrLen)
+	putSimple(b, c.exec(ex, req, payload), req.cookie)
+	return b, false
 }
 
 // inRange reports whether [off, off+length) lies within the export.
@@ -206,8 +482,9 @@ func (c *conn) exec(ex *export, req request, payload []byte) uint32 {
 	return 0
 }
 
-// read executes a READ and sends its reply: simple, or one structured chunk.
-func (c *conn) read(ex *export, req request) {
+// read executes a READ and returns its reply: simple, or one structured
+// chunk.
+func (c *conn) read(ex *export, req request) (b []byte, pooled bool) {
 	var errno uint32
 	switch {
 	case req.flags&^cmdFlagFUA != 0, req.length > MaxPayload, !ex.inRange(req):
@@ -218,9 +495,11 @@ func (c *conn) read(ex *export, req request) {
 			hl = offsetDataLen
 		}
 		buf := c.s.bufs.get(hl + int(req.length))
-		defer c.s.bufs.put(buf) // send has written it when read returns
+		t0 := time.Now()
 		n, err := ex.dev.ReadAt(buf[hl:], int64(req.offset))
+		c.noteRead(int(req.length), time.Since(t0))
 		if n < int(req.length) {
+			c.s.bufs.put(buf)
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -234,26 +513,24 @@ func (c *conn) read(ex *export, req request) {
 		} else {
 			putSimple(buf, 0, req.cookie)
 		}
-		c.send(buf)
-		return
+		return buf, true
 	}
 	if c.structured && errno == 0 {
-		var b [structHdrLen]byte
-		putStructured(b[:], replyFlagDone, replyTypeNone, req.cookie, 0)
-		c.send(b[:])
-		return
+		b = make([]byte, structHdrLen)
+		putStructured(b, replyFlagDone, replyTypeNone, req.cookie, 0)
+		return b, false
 	}
-	c.sendError(req.cookie, errno)
+	return c.errorReply(req.cookie, errno), false
 }
 
-// sendError sends a reply without data: a simple reply, or with structured
-// replies an NBD_REPLY_TYPE_ERROR chunk (errno 0 only in a simple reply).
-func (c *conn) sendError(cookie uint64, errno uint32) {
+// errorReply returns a reply without data: a simple reply, or with
+// structured replies an NBD_REPLY_TYPE_ERROR chunk (errno 0 only in a
+// simple reply).
+func (c *conn) errorReply(cookie uint64, errno uint32) []byte {
 	if !c.structured {
-		var b [simpleHdrLen]byte
-		putSimple(b[:], errno, cookie)
-		c.send(b[:])
-		return
+		b := make([]byte, simpleHdrLen)
+		putSimple(b, errno, cookie)
+		return b
 	}
 	msg := errText(errno)
 	b := make([]byte, structHdrLen+6+len(msg))
@@ -261,7 +538,7 @@ func (c *conn) sendError(cookie uint64, errno uint32) {
 	be.PutUint32(b[structHdrLen:], errno)
 	be.PutUint16(b[structHdrLen+4:], uint16(len(msg)))
 	copy(b[structHdrLen+6:], msg)
-	c.send(b)
+	return b
 }
 
 func errText(errno uint32) string {
@@ -274,17 +551,4 @@ func errText(errno uint32) string {
 		return "beyond the end of the export"
 	}
 	return "input/output error"
-}
-
-// send writes one complete reply. A failed write closes the connection, so
-// that the reader stops too.
-func (c *conn) send(b []byte) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if _, err := c.nc.Write(b); err != nil {
-		if !c.closing.Load() && !errors.Is(err, net.ErrClosed) {
-			c.log.Info("nbd: write reply", "err", err)
-		}
-		c.nc.Close()
-	}
 }
