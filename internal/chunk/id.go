@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3"
 )
 
 // ID identifies a chunk: the BLAKE3-256 hash of its plaintext.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/zeebo/blake3"
 )
 
 func TestSumKnownVector(t *testing.T) {
@@ -11,6 +13,20 @@ func TestSumKnownVector(t *testing.T) {
 	const empty = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 	if got := Sum(nil).String(); got != empty {
 		t.Fatalf("Sum(nil) = %s, want %s", got, empty)
+	}
+}
+
+// TestSumMatchesReference: IDs are permanent, so Sum must agree with an
+// independent BLAKE3 implementation at every size its SIMD paths split
+// on (chunk 1 KiB, the 8- and 16-way batches, a whole 1 MiB chunk, odd
+// tails).
+func TestSumMatchesReference(t *testing.T) {
+	data := random(42, 4<<20+3)
+	for _, n := range []int{0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 8 << 10, 8<<10 + 1, 16 << 10, 16<<10 - 1,
+		64 << 10, 1<<20 - 1, 1 << 20, 1<<20 + 1, 4 << 20, 4<<20 + 3} {
+		if got, want := Sum(data[:n]), ID(blake3.Sum256(data[:n])); got != want {
+			t.Fatalf("Sum of %d bytes = %s, reference %s", n, got, want)
+		}
 	}
 }
 
