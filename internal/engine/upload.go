@@ -182,10 +182,11 @@ const maxPieces = 8
 
 // uploadChunk stores chunk k of the snapshot and records it in m. dirty
 // has a bit per cluster of the chunk written since the parent. When few
-// clusters changed, only their runs are read and stored, as pieces over
-// the parent's content (the cost of a small change is the change, not
-// the chunk); otherwise, or when the chunk would be cut into too many
-// pieces, the whole chunk is read and stored as one object.
+// clusters changed, only their runs are read and stored (together, as
+// one object), as pieces over the parent's content: the cost of a small
+// change is the change, not the chunk. Otherwise, or when the chunk would
+// be cut into too many pieces, the whole chunk is read and stored as one
+// object.
 func (e *Engine) uploadChunk(ctx context.Context, snap string, v *volume.Volume, batch *chunk.Batch, buf []byte,
 	m *manifest.Manifest, mu *sync.Mutex, k int64, dirty uint64) error {
 	start := k * ChunkSize
@@ -199,23 +200,38 @@ func (e *Engine) uploadChunk(ctx context.Context, snap string, v *volume.Volume,
 	if int64(bits.OnesCount64(dirty))*2 >= clusters || frags+len(runs) > maxPieces {
 		runs = []clusterRun{{0, clusters}}
 	}
+	// The runs that hold data are stored together as one object (one
+	// file to create, one write), each a piece at its place in it.
+	type part struct{ off, n, at int64 }
+	var parts []part
+	var used int64
 	for _, r := range runs {
 		off := r.first * volume.ClusterSize
-		p := buf[:min(n, (r.first+r.count)*volume.ClusterSize)-off]
+		ln := min(n, (r.first+r.count)*volume.ClusterSize) - off
+		p := buf[used : used+ln]
 		if err := v.ReadSnapshotAt(snap, p, start+off); err != nil {
 			return err
 		}
-		var id chunk.ID
-		zero := chunk.IsZero(p)
-		if !zero {
-			var err error
-			if id, _, err = batch.Put(ctx, p); err != nil {
-				return err
-			}
+		if chunk.IsZero(p) {
+			mu.Lock()
+			m.Patch(k, off, ln, chunk.ID{}, true)
+			mu.Unlock()
+			continue
 		}
-		mu.Lock()
-		m.Patch(k, off, int64(len(p)), id, zero)
-		mu.Unlock()
+		parts = append(parts, part{off, ln, used})
+		used += ln
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	id, _, err := batch.Put(ctx, buf[:used])
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range parts {
+		m.PatchFrom(k, p.off, p.n, id, p.at)
 	}
 	return nil
 }

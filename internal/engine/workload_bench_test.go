@@ -24,8 +24,9 @@ import (
 // local chunk directory: full snapshot, incremental snapshot, restore
 // until durable. Set SNAPSTACK_BENCH_IMAGES to the directory holding
 // base.img and day1.img (diskgen gen / clone / day) and run with
-// -bench Workload -benchtime 1x (SNAPSTACK_BENCH_FULL_PROFILE and
-// SNAPSTACK_BENCH_RESTORE_PROFILE name CPU profile files). Reported: seconds per step and stored
+// -bench Workload -benchtime 1x (SNAPSTACK_BENCH_FULL_PROFILE,
+// SNAPSTACK_BENCH_INCR_PROFILE and SNAPSTACK_BENCH_RESTORE_PROFILE name
+// CPU profile files). Reported: seconds per step and stored
 // bytes; loading the images into the disk is not timed.
 func BenchmarkWorkload(b *testing.B) {
 	dir := os.Getenv("SNAPSTACK_BENCH_IMAGES")
@@ -71,7 +72,15 @@ func runWorkload(b *testing.B, images, work string) {
 	pprof.StopCPUProfile()
 	fullBytes := dirBytes(filepath.Join(work, "store"))
 	loadImage(b, v, filepath.Join(images, "day1.img"), base)
+	if prof := os.Getenv("SNAPSTACK_BENCH_INCR_PROFILE"); prof != "" {
+		f, _ := os.Create(prof)
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+	}
+	cpu1 := cpuTime()
 	incr := timeSnapshot(b, e, "s-day1")
+	b.ReportMetric((cpuTime() - cpu1).Seconds(), "incr-cpu-s")
+	pprof.StopCPUProfile()
 	incrBytes := dirBytes(filepath.Join(work, "store")) - fullBytes
 
 	if prof := os.Getenv("SNAPSTACK_BENCH_RESTORE_PROFILE"); prof != "" {

@@ -133,6 +133,16 @@ func (m *Manifest) Fragments(k int64) int {
 // Patch overwrites bytes [off, off+n) of chunk k: with zeroes when zero,
 // else with the first n bytes of object id.
 func (m *Manifest) Patch(k, off, n int64, id chunk.ID, zero bool) {
+	m.patch(k, off, n, id, 0, zero)
+}
+
+// PatchFrom overwrites bytes [off, off+n) of chunk k with bytes
+// [objOff, objOff+n) of object id.
+func (m *Manifest) PatchFrom(k, off, n int64, id chunk.ID, objOff int64) {
+	m.patch(k, off, n, id, objOff, false)
+}
+
+func (m *Manifest) patch(k, off, n int64, id chunk.ID, objOff int64, zero bool) {
 	cl := m.chunkLen(k)
 	off, end := max(off, 0), min(off+n, cl)
 	if off >= end {
@@ -154,7 +164,7 @@ func (m *Manifest) Patch(k, off, n int64, id chunk.ID, zero bool) {
 		}
 	}
 	if !zero {
-		out = append(out, Piece{Off: lo, Len: hi - lo, ID: id})
+		out = append(out, Piece{Off: lo, Len: hi - lo, ObjOff: uint32(objOff), ID: id})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Off < out[b].Off })
 	// Join neighbours that continue each other in the same object.

@@ -120,9 +120,19 @@ func TestPatchModel(t *testing.T) {
 			for i := range data {
 				data[i] = byte(1 + r.IntN(255))
 			}
+			copy(region, data)
+			if r.IntN(2) == 0 {
+				// The data at an offset inside a larger object.
+				skip := 1 + r.IntN(10)
+				obj := append(make([]byte, skip), data...)
+				obj[0] ^= byte(step) // distinct objects
+				id = chunk.Sum(obj)
+				objects[id] = obj
+				m.PatchFrom(k, off, n, id, int64(skip))
+				continue
+			}
 			id = chunk.Sum(data)
 			objects[id] = data
-			copy(region, data)
 		}
 		m.Patch(k, off, n, id, zero)
 		if step%500 == 0 || step == 2999 {

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -95,7 +96,7 @@ func (b *batch) Commit(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := b.s.syncfs(); err != nil {
+	if err := b.s.group.sync(b.s.syncfs); err != nil {
 		return fmt.Errorf("blob/local: commit: %w", err)
 	}
 	for i, p := range b.files {
@@ -107,7 +108,7 @@ func (b *batch) Commit(ctx context.Context) error {
 		b.s.inflight.Delete(p.tmp)
 	}
 	b.files = nil
-	if err := b.s.syncfs(); err != nil {
+	if err := b.s.group.sync(b.s.syncfs); err != nil {
 		return fmt.Errorf("blob/local: commit: %w", err)
 	}
 	return nil
@@ -119,6 +120,54 @@ func (b *batch) Abort() {
 		b.s.inflight.Delete(p.tmp)
 	}
 	b.files = nil
+}
+
+// groupSync lets concurrent callers share file-system flushes (group
+// commit): a caller's sync returns once a flush that started after the
+// call has finished, and one flush serves every caller waiting for it.
+// The upload workers of a snapshot commit their batches at about the same
+// moment; each would otherwise flush the whole file system twice.
+type groupSync struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	started   uint64 // flushes started
+	finished  uint64 // flushes finished (they run one at a time)
+	failed    uint64 // the last flush that failed, 0 when none
+	failedErr error
+	running   bool
+}
+
+// sync runs or waits for a flush (flush) that starts after the call.
+func (g *groupSync) sync(flush func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	// The flush running now may have started before our writes.
+	target := g.started + 1
+	for g.finished < target {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		n := g.started
+		g.mu.Unlock()
+		err := flush()
+		g.mu.Lock()
+		g.running = false
+		g.finished = n
+		if err != nil {
+			g.failed, g.failedErr = n, err
+		}
+		g.cond.Broadcast()
+	}
+	if g.failed >= target {
+		return g.failedErr
+	}
+	return nil
 }
 
 // syncfs flushes the file system holding the store: data and metadata of

@@ -48,6 +48,8 @@ type Store struct {
 
 	dirs     sync.Map // slash-separated directory (relative to root) -> struct{}: exists and is durable
 	inflight sync.Map // temporary file path -> struct{}: owned by a Put in progress
+
+	group groupSync // file-system flushes shared by concurrent batch commits
 }
 
 var _ blob.Backend = (*Store)(nil)

@@ -13,7 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/blob/blobtest"
@@ -256,5 +259,57 @@ func dropCache(t *testing.T, path string) {
 	defer f.Close()
 	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Concurrent callers share flushes: each returns only after a flush that
+// started after its call finished, far fewer flushes run than calls, and
+// a failed flush is reported to the callers it was meant to cover.
+func TestGroupSync(t *testing.T) {
+	var g groupSync
+	var mu sync.Mutex
+	var flushes int
+	var inFlush atomic.Bool
+	flush := func() error {
+		if inFlush.Swap(true) {
+			t.Error("two flushes ran at once")
+		}
+		time.Sleep(2 * time.Millisecond)
+		mu.Lock()
+		flushes++
+		mu.Unlock()
+		inFlush.Store(false)
+		return nil
+	}
+	var wg sync.WaitGroup
+	const callers = 32
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			before := flushes
+			mu.Unlock()
+			if err := g.sync(flush); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			after := flushes
+			mu.Unlock()
+			if after <= before {
+				t.Errorf("sync returned without a flush finishing after the call (%d flushes before, %d after)", before, after)
+			}
+		}()
+	}
+	wg.Wait()
+	if flushes >= callers {
+		t.Errorf("%d flushes for %d concurrent callers: nothing shared", flushes, callers)
+	}
+	boom := errors.New("boom")
+	if err := g.sync(func() error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("failed flush: %v", err)
+	}
+	if err := g.sync(func() error { return nil }); err != nil {
+		t.Fatalf("a later good flush still reports %v", err)
 	}
 }
