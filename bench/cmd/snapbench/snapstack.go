@@ -132,13 +132,14 @@ func runSnapstack(cfg *config, res *results, k int) error {
 	out := filepath.Join(cfg.work, "snapstack-restore.img")
 	defer os.Remove(out)
 	prepareStep(roots, store)
+	var nd string
 	if err := m.serverStep("restore", s.pid, func(extra *time.Duration) error {
 		d, err := s.c.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String(region), ZoneId: tea.String(zone),
 			SnapshotId: tea.String(incr), DiskCategory: tea.String("cloud_auto")})
 		if err != nil {
 			return err
 		}
-		nd := tea.StringValue(d.Body.DiskId)
+		nd = tea.StringValue(d.Body.DiskId)
 		if err := s.attach(inst, nd); err != nil {
 			return err
 		}
@@ -151,6 +152,11 @@ func runSnapstack(cfg *config, res *results, k int) error {
 		return fmt.Errorf("snapstack restore: %w", err)
 	}
 	os.Remove(out)
+	// That disk may still be hydrating in the background: let it finish
+	// (untimed) so that it does not compete with the next step.
+	if err := waitHydrated(filepath.Join(dir, "volumes", nd)); err != nil {
+		return err
+	}
 
 	// The restore made durable on the host: CreateDisk from the same
 	// snapshot until the volume no longer needs the chunk store (every
