@@ -32,6 +32,7 @@ type conn struct {
 	// Guarded by s.mu.
 	attached bool   // in transmission
 	export   string // export name once attached
+	opening  string // export being opened during the handshake
 	// closing is set (under s.mu) by shutdown.
 	closing atomic.Bool
 
@@ -266,6 +267,11 @@ func (c *conn) infoGo(opt uint32, data []byte) (*export, error) {
 
 // open opens export name; on failure it returns the option error to send.
 func (c *conn) open(name string) (*export, uint32) {
+	// Recorded before Exports.Open, so that a Disconnect of the export
+	// from now on also ends this connection (attach then refuses it).
+	c.s.mu.Lock()
+	c.opening = name
+	c.s.mu.Unlock()
 	dev, ro, release, err := c.s.exports.Open(c.ctx, name)
 	if err == nil && (dev == nil || dev.Size() < 0) {
 		if release != nil {

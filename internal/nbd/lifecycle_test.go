@@ -2,7 +2,10 @@ package nbd
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -159,5 +162,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gatedExports holds Open of its export until released.
+type gatedExports struct {
+	*memExports
+	entered, proceed chan struct{}
+}
+
+func (g *gatedExports) Open(ctx context.Context, name string) (Device, bool, func(), error) {
+	close(g.entered)
+	<-g.proceed
+	return g.memExports.Open(ctx, name)
+}
+
+// A connection that is opening the export when Disconnect is called (its
+// handshake not finished, so not attached yet) is ended too, and
+// Disconnect waits for its release: it never attaches afterwards.
+func TestDisconnectDuringHandshake(t *testing.T) {
+	mem := newMemExports()
+	mem.add("disk", newMemDevice(testSize), false)
+	ex := &gatedExports{memExports: mem, entered: make(chan struct{}), proceed: make(chan struct{})}
+	s, addr := startServer(t, ex)
+	var once sync.Once
+	proceed := func() { once.Do(func() { close(ex.proceed) }) }
+	t.Cleanup(proceed) // before the server stops, even if the test fails
+	c := dial(t, addr)
+	c.sendOpt(optExportName, []byte("disk"))
+	<-ex.entered // the server is inside Exports.Open
+	disconnected := make(chan struct{})
+	go func() {
+		s.Disconnect("disk")
+		close(disconnected)
+	}()
+	select {
+	case <-disconnected:
+		t.Fatal("Disconnect returned while a connection was opening the export")
+	case <-time.After(100 * time.Millisecond):
+	}
+	proceed()
+	<-disconnected
+	if got := mem.opens.Load() - mem.releases.Load(); got != 0 {
+		t.Fatalf("%d exports open after Disconnect, want 0", got)
+	}
+	// Whatever the server sent of its handshake reply, the connection
+	// then ends; it never enters transmission.
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, c.r); err != nil {
+		t.Fatalf("the connection that was opening the export did not end: %v", err)
 	}
 }

@@ -249,13 +249,16 @@ func (s *Server) Close() error {
 // Disconnect closes every connection of export name (after letting in-flight
 // requests finish and flushing the device); used when a disk stops being
 // exported (instance stopped). It returns once those connections are closed
-// and released. Connections still negotiating are not affected, so
-// Exports.Open should reject name before Disconnect is called.
+// and released. Connections still negotiating that have opened (or are
+// opening) name end too; ones that have not asked for it yet are not
+// affected, so Exports.Open should reject name before Disconnect is called.
 func (s *Server) Disconnect(name string) {
 	s.mu.Lock()
 	var cs []*conn
 	for c := range s.conns {
-		if c.attached && c.export == name {
+		// Connections still in the handshake that opened the export are
+		// ended too: they would otherwise attach after this returns.
+		if c.attached && c.export == name || !c.attached && c.opening == name {
 			c.shutdown()
 			cs = append(cs, c)
 		}
