@@ -47,7 +47,7 @@ type Engine struct {
 	blobs   blob.Backend
 	chunks  *chunk.Store
 	log     *slog.Logger
-	workers int // goroutines per upload or hydration: 4 per core, so that direct writes and flushes (which wait for the device) overlap CPU work
+	workers int // goroutines per upload or hydration: 2 per P (serve runs 2 Ps per core), so that direct writes and flushes (which wait for the device) overlap CPU work
 
 	mu      sync.Mutex
 	vols    map[string]*volume.Volume
@@ -76,7 +76,7 @@ func New(dir string, blobs blob.Backend, log *slog.Logger) (*Engine, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: dir, blobs: blobs, chunks: cs, log: log, workers: 4 * runtime.GOMAXPROCS(0), vols: map[string]*volume.Volume{},
+	e := &Engine{dir: dir, blobs: blobs, chunks: cs, log: log, workers: 2 * runtime.GOMAXPROCS(0), vols: map[string]*volume.Volume{},
 		uploads: map[string]context.CancelFunc{}, bg: bg, cancel: cancel}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
