@@ -212,38 +212,60 @@ type fetch struct {
 const baseCacheObjects = 64
 
 func (b *base) ReadAt(p []byte, off int64) error {
-	var ps []manifest.Piece
 	for len(p) > 0 {
 		k := off / b.m.ChunkSize
-		in := off - k*b.m.ChunkSize
-		n := min(int64(len(p)), b.m.ChunkSize-in)
-		seg := p[:n]
-		// Gaps between pieces (and a chunk without any) are zeroes.
-		pos := in
-		ps = b.m.Pieces(k, ps[:0])
-		for _, pc := range ps {
-			lo, hi := max(in, int64(pc.Off)), min(in+n, int64(pc.Off)+int64(pc.Len))
-			if lo >= hi {
-				continue
+		start := k * b.m.ChunkSize
+		n := min(int64(len(p)), start+b.m.ChunkSize-off)
+		var err error
+		b.spans(k, off-start, off-start+n, func(lo, hi int64, pc *manifest.Piece) bool {
+			dst := p[lo-(off-start) : hi-(off-start)]
+			if pc == nil { // a gap: zeroes
+				clear(dst)
+				return true
 			}
-			clear(seg[pos-in : lo-in])
-			data, err := b.object(pc.ID)
-			if err != nil {
-				return fmt.Errorf("chunk %d: %w", k, err)
+			var data []byte
+			if data, err = b.object(pc.ID); err != nil {
+				err = fmt.Errorf("chunk %d: %w", k, err)
+				return false
 			}
-			from := int64(pc.ObjOff) + lo - int64(pc.Off)
-			dst := seg[lo-in : hi-in]
 			c := 0
-			if from < int64(len(data)) {
+			if from := int64(pc.ObjOff) + lo - int64(pc.Off); from < int64(len(data)) {
 				c = copy(dst, data[from:])
 			}
 			clear(dst[c:])
-			pos = hi
+			return true
+		})
+		if err != nil {
+			return err
 		}
-		clear(seg[pos-in:])
 		p, off = p[n:], off+n
 	}
 	return nil
+}
+
+// spans calls fn, in order, for the parts of bytes [from, to) of chunk k
+// (offsets within the chunk): each stretch of a piece with that piece,
+// each gap between pieces (zeroes) with nil. It stops when fn returns
+// false.
+func (b *base) spans(k, from, to int64, fn func(lo, hi int64, p *manifest.Piece) bool) {
+	var buf [maxPieces]manifest.Piece
+	pos := from
+	for _, p := range b.m.Pieces(k, buf[:0]) {
+		lo, hi := max(pos, int64(p.Off)), min(to, int64(p.Off)+int64(p.Len))
+		if lo >= hi {
+			continue
+		}
+		if lo > pos && !fn(pos, lo, nil) {
+			return
+		}
+		if !fn(lo, hi, &p) {
+			return
+		}
+		pos = hi
+	}
+	if to > pos {
+		fn(pos, to, nil)
+	}
 }
 
 // ReadBulk implements volume.BaseBulkReader: a whole chunk held by one
