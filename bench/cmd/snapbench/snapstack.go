@@ -134,12 +134,10 @@ func runSnapstack(cfg *config, res *results, k int) error {
 	prepareStep(roots, store)
 	var nd string
 	if err := m.serverStep("restore", s.pid, func(extra *time.Duration) error {
-		d, err := s.c.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String(region), ZoneId: tea.String(zone),
-			SnapshotId: tea.String(incr), DiskCategory: tea.String("cloud_auto")})
-		if err != nil {
+		var err error
+		if nd, err = s.diskFrom(incr); err != nil {
 			return err
 		}
-		nd = tea.StringValue(d.Body.DiskId)
 		if err := s.attach(inst, nd); err != nil {
 			return err
 		}
@@ -165,12 +163,10 @@ func runSnapstack(cfg *config, res *results, k int) error {
 	prepareStep(roots, store)
 	var hd string
 	if err := m.serverStep("hydrate", s.pid, func(*time.Duration) error {
-		d, err := s.c.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String(region), ZoneId: tea.String(zone),
-			SnapshotId: tea.String(incr), DiskCategory: tea.String("cloud_auto")})
-		if err != nil {
+		var err error
+		if hd, err = s.diskFrom(incr); err != nil {
 			return err
 		}
-		hd = tea.StringValue(d.Body.DiskId)
 		return waitHydrated(filepath.Join(dir, "volumes", hd))
 	}); err != nil {
 		return err
@@ -238,6 +234,16 @@ func runSnapstack(cfg *config, res *results, k int) error {
 		return err
 	}
 	return verify(out, cfg.img("base.img"))
+}
+
+// diskFrom creates a cloud_auto disk from a snapshot and returns its ID.
+func (s *server) diskFrom(snapshot string) (string, error) {
+	d, err := s.c.CreateDisk(&ecs4.CreateDiskRequest{RegionId: tea.String(region), ZoneId: tea.String(zone),
+		SnapshotId: tea.String(snapshot), DiskCategory: tea.String("cloud_auto")})
+	if err != nil {
+		return "", err
+	}
+	return tea.StringValue(d.Body.DiskId), nil
 }
 
 // waitHydrated polls a volume's volume.json (every 5 ms) until it names
