@@ -404,28 +404,21 @@ feed:
 		for next < len(want) && !pending[want[next]] {
 			next++
 		}
-		k := int64(-1)
+		var k int64
 		select {
-		case h := <-hints:
-			if !pending[h] {
-				continue
-			}
-			k = h
+		case k = <-hints: // a hinted chunk goes before the next in order
 		default:
-		}
-		if k < 0 {
 			select {
-			case h := <-hints:
-				if !pending[h] {
-					continue
-				}
-				k = h
+			case k = <-hints:
 			case err = <-errc:
 				break feed
 			case work <- want[next]:
 				delete(pending, want[next])
 				continue
 			}
+		}
+		if !pending[k] {
+			continue
 		}
 		select {
 		case work <- k:
