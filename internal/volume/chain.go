@@ -1,11 +1,11 @@
 package volume
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 )
 
 // Seal fixes the content of the volume as of now as snapshot id: it waits
@@ -290,21 +290,28 @@ func (v *Volume) Reset(id string) error {
 	return nil
 }
 
-// hydrateChunk copies chunk k of the base into the clusters the bottom
-// lacks; a chunk the bottom holds whole is not read at all. The caller
-// holds bottomMu (so no merge writes the bottom) and is the only one
-// hydrating chunk k.
-func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
+// hydrated is a chunk read from the base, waiting to be written into the
+// bottom layer.
+type hydrated struct {
+	k, off, size int64
+	buf          []byte
+}
+
+// readChunk reads chunk k of the base into buf when the bottom lacks any
+// of its clusters; ok is false for a chunk the bottom holds whole (not
+// read at all). The caller holds bottomMu (so no merge writes the bottom)
+// and is the only one hydrating chunk k.
+func (v *Volume) readChunk(buf []byte, k, chunkSize int64) (h hydrated, ok bool, err error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if v.closed || v.base == nil {
-		return ErrClosed
+		return h, false, ErrClosed
 	}
 	bottom := v.layers[0]
 	off := k * chunkSize
 	size := min(chunkSize, v.st.Size-off)
 	if size <= 0 {
-		return nil
+		return h, false, nil
 	}
 	first, end := off/ClusterSize, (off+size+ClusterSize-1)/ClusterSize
 	missing := false
@@ -312,27 +319,52 @@ func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
 		missing = !bottom.has(c)
 	}
 	if !missing {
-		return nil
+		return h, false, nil
 	}
 	read := v.base.ReadAt
 	if br, ok := v.base.(BaseBulkReader); ok {
 		read = br.ReadBulk
 	}
 	if err := read(buf[:size], off); err != nil {
-		return err
+		return h, false, err
 	}
-	// Runs of missing clusters go out in one write each.
+	return hydrated{k: k, off: off, size: size, buf: buf}, true, nil
+}
+
+// writeChunk writes what readChunk read into the clusters the bottom
+// lacks: each run of missing data clusters in one write, each run of
+// missing zero clusters as a hole (punched, so that whatever an
+// interrupted merge or hydration left in the file cannot show through).
+func (v *Volume) writeChunk(h hydrated) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.closed || v.base == nil {
+		return ErrClosed
+	}
+	bottom := v.layers[0]
+	first, end := h.off/ClusterSize, (h.off+h.size+ClusterSize-1)/ClusterSize
+	zero := func(c int64) bool {
+		from, to := c*ClusterSize-h.off, min((c+1)*ClusterSize-h.off, h.size)
+		return isZero(h.buf[from:to])
+	}
 	for c := first; c < end; {
 		if bottom.has(c) {
 			c++
 			continue
 		}
-		r := c
-		for r < end && !bottom.has(r) {
+		z := zero(c)
+		r := c + 1
+		for r < end && !bottom.has(r) && zero(r) == z {
 			r++
 		}
-		from, to := c*ClusterSize-off, min(r*ClusterSize-off, size)
-		if err := bottom.writeBulk(buf[from:to], c*ClusterSize); err != nil {
+		from, to := c*ClusterSize-h.off, min(r*ClusterSize-h.off, h.size)
+		var err error
+		if z {
+			err = bottom.punch(c*ClusterSize, to-from)
+		} else {
+			err = bottom.writeBulk(h.buf[from:to], c*ClusterSize)
+		}
+		if err != nil {
 			return err
 		}
 		for ; c < r; c++ {
@@ -342,6 +374,15 @@ func (v *Volume) hydrateChunk(buf []byte, k, chunkSize int64) error {
 	return nil
 }
 
+// hydrateWriters is the number of goroutines writing hydrated chunks.
+const hydrateWriters = 2
+
+// zeroBlock is compared against data by isZero; never written.
+var zeroBlock [ClusterSize]byte
+
+// isZero reports whether p (at most ClusterSize bytes) is all zeroes.
+func isZero(p []byte) bool { return bytes.Equal(p, zeroBlock[:len(p)]) }
+
 // BaseID returns the snapshot the volume reads through, "" when none.
 func (v *Volume) BaseID() string {
 	v.mu.RLock()
@@ -350,9 +391,10 @@ func (v *Volume) BaseID() string {
 }
 
 // Hydrate copies the clusters of the base that the bottom layer lacks
-// into it, chunk by chunk with workers goroutines (want lists the
-// chunkSize-byte chunks the base holds; progress is called with the
-// number done so far), then drops the base. Chunks that clients read
+// into it, chunk by chunk with workers goroutines reading the base and
+// hydrateWriters writing (want lists the chunkSize-byte chunks the base
+// holds; progress is called, one call at a time, with the number done so
+// far); zero clusters become holes. Then it drops the base. Chunks that clients read
 // from the base meanwhile go first, while the base still has them at
 // hand, so that reading a disk while it hydrates fetches each chunk once.
 func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress func(done int)) error {
@@ -370,24 +412,65 @@ func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress fu
 		v.hints = nil
 		v.mu.Unlock()
 	}()
+	// Reading (fetch, decode, verify: CPU, or the network for a remote
+	// store) and writing (the local device) are two stages, so that
+	// neither waits for the other: workers readers, hydrateWriters
+	// writers, 2*workers buffers between them. More writers than a few
+	// only lengthen the device's queue (measured: 8 writers 2.53 s, 2
+	// writers 2.27–2.60 s, on the bench workload's restore).
 	work := make(chan int64)
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	var done atomic.Int64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
+	errc := make(chan error, workers+hydrateWriters)
+	bufs := make(chan []byte, 2*workers)
+	for range cap(bufs) {
+		bufs <- alignedBuffer(int(chunkSize))
+	}
+	written := make(chan hydrated, workers)
+	var readers, writers sync.WaitGroup
+	var progressMu sync.Mutex // progress sees 1, 2, 3, ... one call at a time
+	done := 0
+	finish := func() {
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		done++
+		if progress != nil {
+			progress(done)
+		}
+	}
+	for range workers {
+		readers.Add(1)
 		go func() {
-			defer wg.Done()
-			buf := alignedBuffer(int(chunkSize))
+			defer readers.Done()
 			for k := range work {
-				if err := v.hydrateChunk(buf, k, chunkSize); err != nil {
+				buf := <-bufs
+				h, ok, err := v.readChunk(buf, k, chunkSize)
+				if err != nil {
 					errc <- err
 					return
 				}
-				n := done.Add(1)
-				if progress != nil {
-					progress(int(n))
+				if !ok {
+					bufs <- buf
+					finish()
+					continue
 				}
+				written <- h
+			}
+		}()
+	}
+	for range hydrateWriters {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for h := range written {
+				if err := v.writeChunk(h); err != nil {
+					errc <- err
+					// Drain, so that the readers never block on written.
+					for h := range written {
+						bufs <- h.buf
+					}
+					return
+				}
+				bufs <- h.buf
+				finish()
 			}
 		}()
 	}
@@ -428,7 +511,9 @@ feed:
 		}
 	}
 	close(work)
-	wg.Wait()
+	readers.Wait()
+	close(written)
+	writers.Wait()
 	if err == nil {
 		select {
 		case err = <-errc:

@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -393,5 +395,88 @@ func TestHydrateFollowsReads(t *testing.T) {
 	}
 	if got := read(t, v, 0, size); !bytes.Equal(got, data) {
 		t.Fatal("content changed by hydration")
+	}
+}
+
+// TestHydrateZeroClusters: zero clusters of the base are hydrated as holes
+// (no data written), and bytes left in the bottom's file where it holds
+// nothing (as an interrupted merge can leave) never show through.
+func TestHydrateZeroClusters(t *testing.T) {
+	const chunk, size = 1 << 20, 3 << 20
+	baseData := make([]byte, size)
+	for i := range baseData {
+		if c := i / ClusterSize; c%3 != 1 { // clusters 1, 4, 7, ... are zero
+			baseData[i] = byte(i*13) | 1
+		}
+	}
+	v := newVol(t, size, func(string) (Base, error) { return &memBase{data: baseData}, nil })
+	if err := v.Reset("s-base"); err != nil {
+		t.Fatal(err)
+	}
+	bottom := v.layers[0]
+	junk := bytes.Repeat([]byte{0xee}, ClusterSize)
+	if _, err := bottom.data.WriteAt(junk, 4*ClusterSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Hydrate(chunk, []int64{0, 1, 2}, 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, v, 0, size); !bytes.Equal(got, baseData) {
+		t.Fatal("hydrated volume differs from the base")
+	}
+	fd := int(bottom.data.Fd())
+	for c := int64(0); c < size/ClusterSize; c++ {
+		if !bottom.has(c) {
+			t.Fatalf("cluster %d not held after hydration", c)
+		}
+		// SEEK_DATA from a hole's start lands past it; from data, on it.
+		const seekData = 3
+		next, err := syscall.Seek(fd, c*ClusterSize, seekData)
+		isHole := err != nil || next >= (c+1)*ClusterSize
+		if want := c%3 == 1; isHole != want {
+			t.Errorf("cluster %d: hole %v, want %v", c, isHole, want)
+		}
+	}
+}
+
+// failingBase fails reads of one chunk.
+type failingBase struct {
+	memBase
+	chunk, bad int64
+}
+
+func (b *failingBase) ReadAt(p []byte, off int64) error {
+	if off/b.chunk == b.bad {
+		return errors.New("store unreachable")
+	}
+	return b.memBase.ReadAt(p, off)
+}
+
+// TestHydrateError: a chunk that cannot be read ends Hydrate with its
+// error (no hang, whatever the number of workers), and the volume keeps
+// its base and reads as before.
+func TestHydrateError(t *testing.T) {
+	const chunk, n = 64 << 10, 64
+	baseData := bytes.Repeat([]byte{7}, chunk*n)
+	for _, workers := range []int{1, 3, 8} {
+		b := &failingBase{memBase: memBase{data: baseData}, chunk: chunk, bad: 40}
+		v := newVol(t, chunk*n, func(string) (Base, error) { return b, nil })
+		if err := v.Reset("s-base"); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]int64, n)
+		for i := range want {
+			want[i] = int64(i)
+		}
+		err := v.Hydrate(chunk, want, workers, nil)
+		if err == nil || !strings.Contains(err.Error(), "store unreachable") {
+			t.Fatalf("%d workers: Hydrate = %v", workers, err)
+		}
+		if v.BaseID() != "s-base" {
+			t.Fatalf("%d workers: base dropped after a failed hydration", workers)
+		}
+		if got := read(t, v, 0, chunk); !bytes.Equal(got, baseData[:chunk]) {
+			t.Fatalf("%d workers: content changed", workers)
+		}
 	}
 }
