@@ -58,9 +58,11 @@ func (l *layer) writeBulk(p []byte, off int64) error {
 	return err
 }
 
-// alignedBuffer returns n bytes aligned for O_DIRECT.
+// alignedBuffer returns n bytes aligned for O_DIRECT, with at least
+// directAlign bytes of spare capacity: decoders that fill the buffer
+// (zstd's) take their fast path only with some slack past the end.
 func alignedBuffer(n int) []byte {
-	b := make([]byte, n+directAlign)
+	b := make([]byte, n+2*directAlign)
 	off := 0
 	if r := int(uintptr(unsafe.Pointer(&b[0])) % directAlign); r != 0 {
 		off = directAlign - r
