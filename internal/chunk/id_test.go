@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -24,6 +25,26 @@ func TestSumMatchesReference(t *testing.T) {
 	data := random(42, 4<<20+3)
 	for _, n := range []int{0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 8 << 10, 8<<10 + 1, 16 << 10, 16<<10 - 1,
 		64 << 10, 1<<20 - 1, 1 << 20, 1<<20 + 1, 4 << 20, 4<<20 + 3} {
+		if got, want := Sum(data[:n]), ID(blake3.Sum256(data[:n])); got != want {
+			t.Fatalf("Sum of %d bytes = %s, reference %s", n, got, want)
+		}
+	}
+	// Every number of chunks up to 3 batches, each with a few tails, at
+	// the end of the buffer (no spare capacity past the input) and not.
+	for chunks := 1; chunks <= 48; chunks++ {
+		for _, tail := range []int{-1, 0, 1, 511} {
+			n := chunks<<10 + tail
+			for _, in := range [][]byte{data[:n], data[len(data)-n:], data[7 : 7+n : 7+n]} {
+				if got, want := Sum(in), ID(blake3.Sum256(in)); got != want {
+					t.Fatalf("Sum of %d bytes (cap %d) = %s, reference %s", n, cap(in), got, want)
+				}
+			}
+		}
+	}
+	// Random sizes up to 1 MiB plus some.
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		n := r.IntN(1<<20 + 5000)
 		if got, want := Sum(data[:n]), ID(blake3.Sum256(data[:n])); got != want {
 			t.Fatalf("Sum of %d bytes = %s, reference %s", n, got, want)
 		}
