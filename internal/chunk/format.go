@@ -120,11 +120,17 @@ func newCodec() (*codec, error) {
 }
 
 // encode returns the object storing plaintext data (len(data) <= MaxSize).
-func (c *codec) encode(data []byte) []byte {
+func (c *codec) encode(data []byte) []byte { return c.encodeInto(nil, data) }
+
+// encodeInto is encode building the object in dst's storage when its
+// capacity is large enough (nil dst allocates).
+func (c *codec) encodeInto(dst, data []byte) []byte {
 	// Room for zstd's framing of incompressible data too (a few bytes per
 	// 128 KiB block), so that the raw fallback reuses the buffer.
-	obj := make([]byte, HeaderSize, Overhead+len(data)+len(data)>>10+64)
-	obj = c.enc.EncodeAll(data, obj)
+	if need := Overhead + len(data) + len(data)>>10 + 64; cap(dst) < need {
+		dst = make([]byte, 0, need)
+	}
+	obj := c.enc.EncodeAll(data, dst[:HeaderSize])
 	cmp := CompressionZstd
 	if len(obj)-HeaderSize >= len(data) {
 		cmp = CompressionNone

@@ -119,6 +119,7 @@ type Batch struct {
 	s    *Store
 	b    blob.Batch
 	seen map[ID]bool
+	obj  []byte // the last object encoded, its storage reused by the next
 }
 
 // NewBatch starts a batch.
@@ -141,7 +142,8 @@ func (b *Batch) Put(ctx context.Context, data []byte) (ID, bool, error) {
 	case has:
 		return id, false, nil
 	}
-	if err := b.b.Put(ctx, objectName(id), b.s.codec.encode(data)); err != nil {
+	b.obj = b.s.codec.encodeInto(b.obj, data) // Put does not retain it
+	if err := b.b.Put(ctx, objectName(id), b.obj); err != nil {
 		return id, false, fmt.Errorf("chunk: put %s: %w", id, err)
 	}
 	b.seen[id] = true

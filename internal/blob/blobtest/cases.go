@@ -96,6 +96,20 @@ func testCopies(t *testing.T, b blob.Backend) {
 	}
 	got[1] = 'Y'
 	mustGet(t, b, "c", []byte("original"))
+
+	// The same holds within a batch (the backend's own or the fallback),
+	// whose objects are read only after Commit.
+	batch := blob.NewBatch(b)
+	defer batch.Abort()
+	data = []byte("batched")
+	if err := batch.Put(context.Background(), "c-batched", data); err != nil {
+		t.Fatal(err)
+	}
+	copy(data, "XXXXXXX")
+	if err := batch.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, b, "c-batched", []byte("batched"))
 }
 
 func testCanceled(t *testing.T, b blob.Backend) {
