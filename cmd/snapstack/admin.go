@@ -87,15 +87,15 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s %s: %s = %s\n", rest[1], rest[2], rest[3], rest[4])
 	case "verify":
 		var v struct {
-			CheckedChunks int
-			Healthy       bool
-			Problem       string
+			CheckedChunks, CheckedObjects int
+			Healthy                       bool
+			Problem                       string
 		}
 		json.Unmarshal(body, &v)
 		if !v.Healthy {
 			return fmt.Errorf("snapshot %s is damaged after %d good chunks: %s", rest[1], v.CheckedChunks, v.Problem)
 		}
-		fmt.Fprintf(stdout, "snapshot %s: %d chunks verified\n", rest[1], v.CheckedChunks)
+		fmt.Fprintf(stdout, "snapshot %s: %d chunks verified (%d stored objects)\n", rest[1], v.CheckedChunks, v.CheckedObjects)
 	case "collect":
 		var c struct{ RemovedChunks int }
 		json.Unmarshal(body, &c)

@@ -62,10 +62,11 @@ func collectLoop(ctx context.Context, eng *engine.Engine, every time.Duration, l
 // VerifyResponse is the reply of the VerifySnapshot admin action.
 type VerifyResponse struct {
 	param.Response
-	SnapshotId    string
-	CheckedChunks int
-	Healthy       bool
-	Problem       string
+	SnapshotId     string
+	CheckedChunks  int // data chunks whose objects are all intact
+	CheckedObjects int // distinct stored objects read
+	Healthy        bool
+	Problem        string
 }
 
 // CollectResponse is the reply of the CollectGarbage admin action.
@@ -83,7 +84,7 @@ func dataAdmin(eng *engine.Engine) map[string]api.Handler {
 				return nil, err
 			}
 			n, verr := eng.Verify(ctx, id)
-			r := &VerifyResponse{SnapshotId: id, CheckedChunks: n, Healthy: verr == nil}
+			r := &VerifyResponse{SnapshotId: id, CheckedChunks: n.Chunks, CheckedObjects: n.Objects, Healthy: verr == nil}
 			if errors.Is(verr, engine.ErrNoSnapshotData) {
 				return nil, apierr.SnapshotNotFound.WithMessage("The snapshot has no stored data (not found, or not uploaded yet).")
 			}

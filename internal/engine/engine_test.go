@@ -169,8 +169,8 @@ func TestSnapshotRestoreIncremental(t *testing.T) {
 		t.Errorf("snapshot after restore: %d chunks, want 1", got)
 	}
 	checked, err := f.e.Verify(ctx, "s-3")
-	if err != nil || checked != 5 {
-		t.Errorf("verify s-3: %d chunks, %v", checked, err)
+	if err != nil || checked.Chunks != 5 || checked.Objects != 5 {
+		t.Errorf("verify s-3: %+v, %v", checked, err)
 	}
 }
 

@@ -55,13 +55,20 @@ func (e *Engine) Collect(ctx context.Context) (removed int, err error) {
 	return removed, nil
 }
 
-// Verify re-reads every chunk of a snapshot, checking each against its
-// checksum and ID, and returns how many distinct objects it read and
-// the first problem.
-func (e *Engine) Verify(ctx context.Context, snapshotID string) (checked int, err error) {
+// Verified counts what Verify checked.
+type Verified struct {
+	Chunks  int // data chunks of the snapshot whose every object is intact
+	Objects int // distinct stored objects read (a chunk can be pieces of several; chunks can share one)
+}
+
+// Verify re-reads every chunk of a snapshot, checking each object it is
+// made of against its checksum and ID (each object once), and returns
+// what it checked before the first problem, and that problem.
+func (e *Engine) Verify(ctx context.Context, snapshotID string) (Verified, error) {
+	var v Verified
 	m, err := e.loadManifest(ctx, snapshotID)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrNoSnapshotData, err)
+		return v, fmt.Errorf("%w: %w", ErrNoSnapshotData, err)
 	}
 	seen := map[chunk.ID]bool{}
 	var ps []manifest.Piece
@@ -73,10 +80,11 @@ func (e *Engine) Verify(ctx context.Context, snapshotID string) (checked int, er
 			}
 			seen[p.ID] = true
 			if _, err := e.chunks.Get(ctx, p.ID); err != nil {
-				return checked, fmt.Errorf("chunk %d of %s: %w", k, snapshotID, err)
+				return v, fmt.Errorf("chunk %d of %s: %w", k, snapshotID, err)
 			}
-			checked++
+			v.Objects++
 		}
+		v.Chunks++
 	}
-	return checked, nil
+	return v, nil
 }

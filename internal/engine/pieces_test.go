@@ -54,6 +54,11 @@ func TestIncrementalStoresChangedClustersOnly(t *testing.T) {
 	if len(news) != 1 {
 		t.Fatalf("chunk 1 refers to %d new objects, want 1", len(news))
 	}
+	// Verify counts the 4 data chunks, and reads 5 objects: the parent's
+	// 4 and the changed runs of chunk 1.
+	if v, err := f.e.Verify(ctx, "s-2"); err != nil || v != (Verified{Chunks: 4, Objects: 5}) {
+		t.Errorf("verify s-2: %+v, %v", v, err)
+	}
 	for id := range news {
 		raw, err := f.e.chunks.Get(ctx, id)
 		if err != nil || len(raw) != 3*volume.ClusterSize {
