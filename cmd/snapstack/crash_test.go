@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -46,7 +47,8 @@ func TestKill9KeepsFlushedWrites(t *testing.T) {
 	if err != nil || len(disks.Body.Disks.Disk) != 1 {
 		t.Fatalf("data disk: %v", err)
 	}
-	uri := "nbd://" + nbdAddr + "/" + tea.StringValue(disks.Body.Disks.Disk[0].DiskId)
+	diskID := tea.StringValue(disks.Body.Disks.Disk[0].DiskId)
+	uri := "nbd://" + nbdAddr + "/" + diskID
 
 	// The writer: generation g of block b is 1024 little-endian copies of g.
 	script := `
@@ -81,7 +83,11 @@ while True:
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
 
-	serveWith(t, bin, data, addr, env, "--nbd-listen", nbdAddr, "--transition-delay", "0s")
+	// Fresh ports: once the killed server's were free, any process's
+	// outgoing connection may have taken them as its local port.
+	nbdAddr = freePort(t)
+	serveWith(t, bin, data, freePort(t), env, "--nbd-listen", nbdAddr, "--transition-delay", "0s")
+	uri = "nbd://" + nbdAddr + "/" + diskID
 	check := `
 import struct
 for b in range(0, 512, 5):
@@ -119,6 +125,11 @@ func waitHealthy(t *testing.T, addr string, cmd *exec.Cmd) {
 	for {
 		if ok := healthy(addr); ok {
 			return
+		}
+		// A process that exited (a zombie until its Wait) will not become
+		// healthy: say why at once.
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); bytes.Contains(stat, []byte(") Z ")) {
+			t.Fatalf("exited before it was healthy\nstderr: %s", cmd.Stderr)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not healthy\nstderr: %s", cmd.Stderr)
