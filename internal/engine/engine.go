@@ -41,13 +41,19 @@ var (
 	ErrNoSnapshotData = errors.New("engine: snapshot has no stored data")
 )
 
+// maxWorkers bounds the goroutines of one upload or hydration, and so its
+// memory: each holds a 1 MiB chunk buffer (plus, for uploads, the encoded
+// object; hydration keeps two buffers per reader). On a 64-core host
+// that is about 64-96 MiB per job instead of 0.5 GiB.
+const maxWorkers = 32
+
 // Engine implements ecs.Engine on volumes and a chunk store.
 type Engine struct {
 	dir     string
 	blobs   blob.Backend
 	chunks  *chunk.Store
 	log     *slog.Logger
-	workers int // goroutines per upload or hydration: 2 per P (serve runs 2 Ps per core), so that direct writes and flushes (which wait for the device) overlap CPU work
+	workers int // goroutines per upload or hydration: 2 per P (serve runs 2 Ps per core), so that direct writes and flushes (which wait for the device) overlap CPU work; at most maxWorkers
 
 	mu      sync.Mutex
 	vols    map[string]*volume.Volume
@@ -76,7 +82,7 @@ func New(dir string, blobs blob.Backend, log *slog.Logger) (*Engine, error) {
 		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	e := &Engine{dir: dir, blobs: blobs, chunks: cs, log: log, workers: 2 * runtime.GOMAXPROCS(0), vols: map[string]*volume.Volume{},
+	e := &Engine{dir: dir, blobs: blobs, chunks: cs, log: log, workers: min(2*runtime.GOMAXPROCS(0), maxWorkers), vols: map[string]*volume.Volume{},
 		uploads: map[string]context.CancelFunc{}, bg: bg, cancel: cancel}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
