@@ -125,6 +125,57 @@ func TestSlowReadsRunInParallel(t *testing.T) {
 	}
 }
 
+// slowWriteDevice delays writes at or above slowFrom.
+type slowWriteDevice struct {
+	*memDevice
+	slowFrom int64
+	delay    time.Duration
+}
+
+func (d *slowWriteDevice) WriteAt(p []byte, off int64) (int, error) {
+	if off >= d.slowFrom {
+		time.Sleep(d.delay)
+	}
+	return d.memDevice.WriteAt(p, off)
+}
+
+// TestSlowWritesRunInParallel: small writes run in the reader while the
+// device is fast; once writes are slow (write-back throttling, a disk),
+// they go to workers: a read overtakes them, and they overlap.
+func TestSlowWritesRunInParallel(t *testing.T) {
+	const delay = 40 * time.Millisecond
+	dev := &slowWriteDevice{memDevice: newMemDevice(testSize), slowFrom: testSize / 2, delay: delay}
+	_, addr := startServer(t, statusExports{newMemExports(), map[string]Device{"disk": dev}})
+	c, _, _ := dialGo(t, addr, "disk", true)
+	p := randomBytes(t, 4096)
+	for range inlineScore / slowReadScore {
+		c.mustDo(cmdWrite, 0, testSize/2, 4096, p)
+	}
+	start := time.Now()
+	const n = 8
+	for i := range n {
+		c.send(cmdWrite, 0, testSize/2+uint64(i)*4096, 4096, p)
+	}
+	fast := c.send(cmdRead, 0, 0, 4096, nil)
+	first, errno, _ := c.recv(0, 0)
+	if errno != 0 || first != fast {
+		t.Fatalf("first reply: cookie %d errno %d, want the read %d", first, errno, fast)
+	}
+	for range n {
+		if _, errno, _ := c.recv(0, 0); errno != 0 {
+			t.Fatalf("errno %d", errno)
+		}
+	}
+	if d := time.Since(start); d > n*delay*3/4 {
+		t.Fatalf("%d slow writes took %v: not in parallel", n, d)
+	}
+	for i := range n {
+		if !bytes.Equal(c.mustRead(testSize/2+uint64(i)*4096, 4096), p) {
+			t.Fatalf("write %d not applied", i)
+		}
+	}
+}
+
 // TestPipelinedMixed keeps the in-flight limit busy with reads of every
 // size (inline and not), writes, zeroes and flushes on several
 // connections, and checks every reply against a model.

@@ -39,7 +39,7 @@ type conn struct {
 	// Transmission (see transmit).
 	slots     chan struct{} // a token per request in flight (reply not sent)
 	bud       budget        // READ/WRITE buffer bytes held
-	slowScore atomic.Int32  // recent slow device reads (see noteRead)
+	slowScore atomic.Int32  // recent slow device reads and writes (see noteIO)
 	deferred  bool          // the reader queued replies without a writer
 
 	wmu     sync.Mutex // guards replies, spare and writing

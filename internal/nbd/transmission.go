@@ -53,15 +53,17 @@ func (b *budget) release(n int64) {
 // A request is executed by one of at most maxInFlight worker goroutines
 // of the connection (started as needed, kept until it ends, so that their
 // stacks stay grown), or by the reader itself when it is a READ of at
-// most inlineReadMax bytes and the device's reads have been fast lately
-// (see noteRead): page-cache reads then cost no hand-off between
-// goroutines, while reads that wait for a disk or the chunk store still
-// run in parallel.
+// most inlineReadMax bytes or a WRITE without FUA of at most
+// inlineWriteMax bytes, and the device's reads and writes have been fast
+// lately (see noteIO): page-cache I/O then costs no hand-off between
+// goroutines (for 4 KiB random writes the hand-off was a fifth of the
+// server's CPU), while I/O that waits for a disk, the chunk store or
+// write-back throttling still runs in parallel.
 //
 // A reply is queued; whoever queues to an idle queue becomes the writer
 // and sends everything queued, several replies per writev, until the
 // queue is empty. The reader, though, never waits on the socket: it
-// defers the replies of its inline reads while more requests are
+// defers the replies of its inline requests while more requests are
 // buffered (one writev then answers a burst), flushes them before
 // anything that may wait, and only writes what the socket takes at once,
 // handing the rest to the connection's writer goroutine; so a client may
@@ -73,27 +75,42 @@ func (b *budget) release(n int64) {
 const (
 	// inlineReadMax is the largest READ the reader executes itself.
 	inlineReadMax = 128 << 10
-	// The slow score of a connection: a device read that takes d > slowRead
-	// adds slowReadScore*d/slowRead (a short preemption a few points, a
-	// read from disk or the chunk store hundreds), up to maxSlowScore; a
-	// fast one takes 1 off. The reader executes small reads itself while
-	// the score is under inlineScore: reads then stay inline through a
-	// few slightly slow ones, and go to workers after one very slow read
-	// until hundreds of fast ones have followed.
+	// inlineWriteMax is the largest WRITE the reader executes itself:
+	// larger ones gain more from running in parallel than they lose to
+	// the hand-off.
+	inlineWriteMax = 16 << 10
+	// The slow score of a connection: a device read or write that takes
+	// d > slow (slowRead, slowWrite) adds slowReadScore*d/slow (a short
+	// preemption a few points, a read from disk or the chunk store
+	// hundreds), up to
+	// maxSlowScore; a fast one takes 1 off. The reader executes small
+	// requests itself while the score is under inlineScore: they then
+	// stay inline through a few slightly slow ones, and go to workers
+	// after one very slow one until hundreds of fast ones have followed.
 	slowReadScore = 8
 	inlineScore   = 4 * slowReadScore
 	maxSlowScore  = 1024
 )
 
 // slowRead is the device read time above which a READ of n bytes is not
-// served from memory.
+// served from memory (the page cache).
 func slowRead(n int) time.Duration {
 	return 50*time.Microsecond + time.Duration(n)*time.Nanosecond // + 1 GB/s
 }
 
-// noteRead updates the slow score with a device read of n bytes that took d.
-func (c *conn) noteRead(n int, d time.Duration) {
-	if slow := slowRead(n); d > slow {
+// slowWrite is the device write time above which a WRITE of n bytes
+// waited for more than the page cache. Writes into the page cache vary
+// more than reads (a journal handle, a cluster copied up from a lower
+// layer: 20-100 us on a VM); write-back throttling and disks take
+// milliseconds.
+func slowWrite(n int) time.Duration {
+	return 500*time.Microsecond + time.Duration(n)*time.Nanosecond // + 1 GB/s
+}
+
+// noteIO updates the slow score with a device read or write that took d,
+// slow being the time above which it counts as slow.
+func (c *conn) noteIO(slow, d time.Duration) {
+	if d > slow {
 		if c.slowScore.Load() < maxSlowScore {
 			c.slowScore.Add(int32(min(int64(slowReadScore)*int64(d/slow), maxSlowScore)))
 		}
@@ -202,7 +219,7 @@ func (c *conn) transmit(ex *export) {
 			c.slots <- struct{}{}
 		}
 		j := job{req: req, payload: payload, cost: cost}
-		if req.typ == cmdRead && req.length <= inlineReadMax && c.slowScore.Load() < inlineScore {
+		if c.inline(req, payload) {
 			c.runInline(ex, j)
 			continue
 		}
@@ -242,12 +259,26 @@ func (c *conn) acquire(n int64) {
 	}
 }
 
+// inline reports whether the reader executes req itself (see above).
+func (c *conn) inline(req request, payload []byte) bool {
+	switch {
+	case c.slowScore.Load() >= inlineScore:
+		return false
+	case req.typ == cmdRead:
+		return req.length <= inlineReadMax
+	case req.typ == cmdWrite:
+		return payload != nil && req.length <= inlineWriteMax && req.flags&cmdFlagFUA == 0
+	}
+	return false
+}
+
 // runInline executes a request in the reader. Its reply is deferred when
 // another request is already buffered (so that one writev sends the
 // replies of everything the client sent together), else queued with a
 // write that does not wait.
 func (c *conn) runInline(ex *export, j job) {
 	b, pooled := c.handle(ex, j.req, j.payload)
+	c.releasePayload(&j)
 	r := reply{b: b, pooled: pooled, cost: j.cost}
 	if c.r.Buffered() >= requestLen {
 		c.wmu.Lock()
@@ -279,12 +310,19 @@ func (c *conn) flushDeferred() {
 // run executes a request in a worker and queues its reply.
 func (c *conn) run(ex *export, j job) {
 	b, pooled := c.handle(ex, j.req, j.payload)
-	if j.payload != nil {
-		c.s.bufs.put(j.payload) // the device keeps no reference to it
-		c.bud.release(j.cost)
-		j.cost = 0
-	}
+	c.releasePayload(&j)
 	c.queue(reply{b: b, pooled: pooled, cost: j.cost}, true)
+}
+
+// releasePayload returns an executed WRITE's payload and its budget (the
+// device keeps no reference to it); a READ keeps its budget until its
+// reply is sent.
+func (c *conn) releasePayload(j *job) {
+	if j.payload != nil {
+		c.s.bufs.put(j.payload)
+		c.bud.release(j.cost)
+		j.payload, j.cost = nil, 0
+	}
 }
 
 // queue queues a reply. If no one is writing, the caller becomes the
@@ -437,7 +475,9 @@ func (c *conn) exec(ex *export, req request, payload []byte) uint32 {
 			return errNoSpc
 		case n > 0:
 			var w int
+			t0 := time.Now()
 			w, err = ex.dev.WriteAt(payload, off)
+			c.noteIO(slowWrite(len(payload)), time.Since(t0))
 			if err == nil && w < len(payload) {
 				err = io.ErrShortWrite
 			}
@@ -497,7 +537,7 @@ func (c *conn) read(ex *export, req request) (b []byte, pooled bool) {
 		buf := c.s.bufs.get(hl + int(req.length))
 		t0 := time.Now()
 		n, err := ex.dev.ReadAt(buf[hl:], int64(req.offset))
-		c.noteRead(int(req.length), time.Since(t0))
+		c.noteIO(slowRead(int(req.length)), time.Since(t0))
 		if n < int(req.length) {
 			c.s.bufs.put(buf)
 			if err == nil || err == io.EOF {
