@@ -394,9 +394,10 @@ func (v *Volume) BaseID() string {
 // into it, chunk by chunk with workers goroutines reading the base and
 // hydrateWriters writing (want lists the chunkSize-byte chunks the base
 // holds; progress is called, one call at a time, with the number done so
-// far); zero clusters become holes. Then it drops the base. Chunks that clients read
-// from the base meanwhile go first, while the base still has them at
-// hand, so that reading a disk while it hydrates fetches each chunk once.
+// far); zero clusters become holes. Then it drops the base. Chunks that
+// clients read from the base meanwhile go first, while the base still
+// has them at hand, so that reading a disk while it hydrates fetches
+// each chunk once.
 func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress func(done int)) error {
 	v.bottomMu.Lock()
 	defer v.bottomMu.Unlock()
