@@ -149,9 +149,9 @@ func (c *codec) encodeInto(dst, data []byte) []byte {
 func (c *codec) decode(id ID, obj []byte) ([]byte, error) { return c.decodeInto(id, obj, nil) }
 
 // zstdSlack is the spare capacity past the plaintext that lets the zstd
-// decoder copy in 16-byte blocks (about 1.5x faster on text); with less,
-// it takes its bounds-exact path. Callers of decodeInto do well to give
-// dst this much room too.
+// decoder copy in 16-byte blocks; with less, it takes its bounds-exact
+// path (decode and verify of log text: 661 against 797 MB/s). Callers of
+// decodeInto do well to give dst this much room too.
 const zstdSlack = 16
 
 // decodeInto is decode writing the plaintext into dst's storage when its
