@@ -82,11 +82,11 @@ const (
 	// The slow score of a connection: a device read or write that takes
 	// d > slow (slowRead, slowWrite) adds slowReadScore*d/slow (a short
 	// preemption a few points, a read from disk or the chunk store
-	// hundreds), up to
-	// maxSlowScore; a fast one takes 1 off. The reader executes small
-	// requests itself while the score is under inlineScore: they then
-	// stay inline through a few slightly slow ones, and go to workers
-	// after one very slow one until hundreds of fast ones have followed.
+	// hundreds), up to maxSlowScore; a fast one takes 1 off. The reader
+	// executes small requests itself while the score is under
+	// inlineScore: they then stay inline through a few slightly slow
+	// ones, and go to workers after one very slow one until hundreds of
+	// fast ones have followed.
 	slowReadScore = 8
 	inlineScore   = 4 * slowReadScore
 	maxSlowScore  = 1024
