@@ -256,3 +256,50 @@ func (c *testClient) recvLen(lenOf func(cookie uint64) int) (cookie uint64, errn
 	}
 	return cookie, errno, data
 }
+
+// TestInlinePolicy: which requests the reader executes itself, and that
+// slow writes and slow reads each move only their own kind to workers.
+func TestInlinePolicy(t *testing.T) {
+	var c conn
+	read := request{typ: cmdRead, length: 4096}
+	write := request{typ: cmdWrite, length: 4096}
+	payload := make([]byte, 4096)
+	check := func(when string, wantRead, wantWrite bool) {
+		t.Helper()
+		if got := c.inline(read, nil); got != wantRead {
+			t.Errorf("%s: small read inline %v, want %v", when, got, wantRead)
+		}
+		if got := c.inline(write, payload); got != wantWrite {
+			t.Errorf("%s: small write inline %v, want %v", when, got, wantWrite)
+		}
+	}
+	check("fresh", true, true)
+	for _, r := range []request{
+		{typ: cmdRead, length: inlineReadMax + 1},
+		{typ: cmdWrite, length: inlineWriteMax + 1},
+		{typ: cmdWrite, length: 4096, flags: cmdFlagFUA},
+		{typ: cmdFlush}, {typ: cmdTrim, length: 4096}, {typ: cmdWriteZeroes, length: 4096},
+	} {
+		if c.inline(r, payload) {
+			t.Errorf("%+v runs inline", r)
+		}
+	}
+	if c.inline(write, nil) {
+		t.Error("a write without its payload (oversized, discarded) runs inline")
+	}
+	noteIO(&c.slowWrites, slowWrite(4096), 20*time.Millisecond) // write-back throttling
+	check("after a slow write", true, false)
+	for range maxSlowScore {
+		noteIO(&c.slowWrites, slowWrite(4096), 0)
+	}
+	check("after many fast writes", true, true)
+	noteIO(&c.slowReads, slowRead(4096), 5*time.Millisecond) // a read from disk
+	check("after a slow read", false, true)
+	// A page-cache write of 100 us is not slow; a read of 100 us is.
+	c = conn{}
+	for range 100 {
+		noteIO(&c.slowWrites, slowWrite(4096), 100*time.Microsecond)
+		noteIO(&c.slowReads, slowRead(4096), 100*time.Microsecond)
+	}
+	check("after 100 reads and writes of 100 us", false, true)
+}

@@ -37,10 +37,11 @@ type conn struct {
 	closing atomic.Bool
 
 	// Transmission (see transmit).
-	slots     chan struct{} // a token per request in flight (reply not sent)
-	bud       budget        // READ/WRITE buffer bytes held
-	slowScore atomic.Int32  // recent slow device reads and writes (see noteIO)
-	deferred  bool          // the reader queued replies without a writer
+	slots      chan struct{} // a token per request in flight (reply not sent)
+	bud        budget        // READ/WRITE buffer bytes held
+	slowReads  atomic.Int32  // slow score of recent device reads (see noteIO)
+	slowWrites atomic.Int32  // slow score of recent device writes
+	deferred   bool          // the reader queued replies without a writer
 
 	wmu     sync.Mutex // guards replies, spare and writing
 	replies []reply    // queued, not yet being written

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -79,11 +80,12 @@ const (
 	// larger ones gain more from running in parallel than they lose to
 	// the hand-off.
 	inlineWriteMax = 16 << 10
-	// The slow score of a connection: a device read or write that takes
-	// d > slow (slowRead, slowWrite) adds slowReadScore*d/slow (a short
-	// preemption a few points, a read from disk or the chunk store
-	// hundreds), up to maxSlowScore; a fast one takes 1 off. The reader
-	// executes small requests itself while the score is under
+	// The slow scores of a connection, one for reads and one for writes:
+	// a device read or write that takes d > slow (slowRead, slowWrite)
+	// adds slowReadScore*d/slow to its score (a short preemption a few
+	// points, a read from disk or the chunk store hundreds), up to
+	// maxSlowScore; a fast one takes 1 off. The reader executes small
+	// reads (writes) itself while the read (write) score is under
 	// inlineScore: they then stay inline through a few slightly slow
 	// ones, and go to workers after one very slow one until hundreds of
 	// fast ones have followed.
@@ -107,15 +109,17 @@ func slowWrite(n int) time.Duration {
 	return 500*time.Microsecond + time.Duration(n)*time.Nanosecond // + 1 GB/s
 }
 
-// noteIO updates the slow score with a device read or write that took d,
-// slow being the time above which it counts as slow.
-func (c *conn) noteIO(slow, d time.Duration) {
+// noteIO updates a slow score (reads and writes keep their own, so that
+// throttled writes do not send page-cache reads to the workers) with a
+// device read or write that took d, slow being the time above which it
+// counts as slow.
+func noteIO(score *atomic.Int32, slow, d time.Duration) {
 	if d > slow {
-		if c.slowScore.Load() < maxSlowScore {
-			c.slowScore.Add(int32(min(int64(slowReadScore)*int64(d/slow), maxSlowScore)))
+		if score.Load() < maxSlowScore {
+			score.Add(int32(min(int64(slowReadScore)*int64(d/slow), maxSlowScore)))
 		}
-	} else if c.slowScore.Load() > 0 {
-		c.slowScore.Add(-1)
+	} else if score.Load() > 0 {
+		score.Add(-1)
 	}
 }
 
@@ -261,13 +265,12 @@ func (c *conn) acquire(n int64) {
 
 // inline reports whether the reader executes req itself (see above).
 func (c *conn) inline(req request, payload []byte) bool {
-	switch {
-	case c.slowScore.Load() >= inlineScore:
-		return false
-	case req.typ == cmdRead:
-		return req.length <= inlineReadMax
-	case req.typ == cmdWrite:
-		return payload != nil && req.length <= inlineWriteMax && req.flags&cmdFlagFUA == 0
+	switch req.typ {
+	case cmdRead:
+		return req.length <= inlineReadMax && c.slowReads.Load() < inlineScore
+	case cmdWrite:
+		return payload != nil && req.length <= inlineWriteMax && req.flags&cmdFlagFUA == 0 &&
+			c.slowWrites.Load() < inlineScore
 	}
 	return false
 }
@@ -477,7 +480,7 @@ func (c *conn) exec(ex *export, req request, payload []byte) uint32 {
 			var w int
 			t0 := time.Now()
 			w, err = ex.dev.WriteAt(payload, off)
-			c.noteIO(slowWrite(len(payload)), time.Since(t0))
+			noteIO(&c.slowWrites, slowWrite(len(payload)), time.Since(t0))
 			if err == nil && w < len(payload) {
 				err = io.ErrShortWrite
 			}
@@ -537,7 +540,7 @@ func (c *conn) read(ex *export, req request) (b []byte, pooled bool) {
 		buf := c.s.bufs.get(hl + int(req.length))
 		t0 := time.Now()
 		n, err := ex.dev.ReadAt(buf[hl:], int64(req.offset))
-		c.noteIO(slowRead(int(req.length)), time.Since(t0))
+		noteIO(&c.slowReads, slowRead(int(req.length)), time.Since(t0))
 		if n < int(req.length) {
 			c.s.bufs.put(buf)
 			if err == nil || err == io.EOF {
