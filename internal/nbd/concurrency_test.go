@@ -71,36 +71,47 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 	return nc, err
 }
 
-// slowDevice delays reads at or above slowFrom.
+// slowDevice delays reads (or, with writes set, writes) at or above
+// slowFrom.
 type slowDevice struct {
 	*memDevice
 	slowFrom int64
 	delay    time.Duration
+	writes   bool
 }
 
 func (d *slowDevice) ReadAt(p []byte, off int64) (int, error) {
-	if off >= d.slowFrom {
+	if !d.writes && off >= d.slowFrom {
 		time.Sleep(d.delay)
 	}
 	return d.memDevice.ReadAt(p, off)
 }
 
-// TestSlowReadsRunInParallel: once reads are slow, small reads are no
-// longer executed one by one by the reader: a fast read overtakes slow
-// ones, and slow ones overlap.
-func TestSlowReadsRunInParallel(t *testing.T) {
-	const delay = 40 * time.Millisecond
-	dev := &slowDevice{memDevice: newMemDevice(testSize), slowFrom: testSize / 2, delay: delay}
+func (d *slowDevice) WriteAt(p []byte, off int64) (int, error) {
+	if d.writes && off >= d.slowFrom {
+		time.Sleep(d.delay)
+	}
+	return d.memDevice.WriteAt(p, off)
+}
+
+// startSlow serves a device of which the upper half is slow to read (or
+// write) and connects to it.
+func startSlow(t *testing.T, delay time.Duration, writes bool) *testClient {
+	t.Helper()
+	dev := &slowDevice{memDevice: newMemDevice(testSize), slowFrom: testSize / 2, delay: delay, writes: writes}
 	_, addr := startServer(t, statusExports{newMemExports(), map[string]Device{"disk": dev}})
 	c, _, _ := dialGo(t, addr, "disk", true)
-	// Teach the connection that reads are slow.
-	for range inlineScore / slowReadScore {
-		c.mustRead(testSize/2, 4096)
-	}
+	return c
+}
+
+// overtakes sends n requests to the slow half (send(i) sends the i-th),
+// then a read of the fast half, and checks that the read is answered
+// first and that the n slow ones, delay each, overlap.
+func overtakes(t *testing.T, c *testClient, n int, delay time.Duration, send func(i int)) {
+	t.Helper()
 	start := time.Now()
-	const n = 8
 	for i := range n {
-		c.send(cmdRead, 0, testSize/2+uint64(i)*4096, 4096, nil)
+		send(i)
 	}
 	fast := c.send(cmdRead, 0, 0, 4096, nil)
 	first, errno, _ := c.recv(0, 0)
@@ -112,9 +123,22 @@ func TestSlowReadsRunInParallel(t *testing.T) {
 			t.Fatalf("errno %d", errno)
 		}
 	}
-	if d := time.Since(start); d > n*delay*3/4 {
-		t.Fatalf("%d slow reads took %v: not in parallel", n, d)
+	if d := time.Since(start); d > time.Duration(n)*delay*3/4 {
+		t.Fatalf("%d slow requests took %v: not in parallel", n, d)
 	}
+}
+
+// TestSlowReadsRunInParallel: once reads are slow, small reads are no
+// longer executed one by one by the reader: a fast read overtakes slow
+// ones, and slow ones overlap.
+func TestSlowReadsRunInParallel(t *testing.T) {
+	const delay = 40 * time.Millisecond
+	c := startSlow(t, delay, false)
+	// Teach the connection that reads are slow.
+	for range inlineScore / slowReadScore {
+		c.mustRead(testSize/2, 4096)
+	}
+	overtakes(t, c, 8, delay, func(i int) { c.send(cmdRead, 0, testSize/2+uint64(i)*4096, 4096, nil) })
 	// Fast reads bring inline execution back; the data stays right.
 	p := randomBytes(t, 4096)
 	c.mustDo(cmdWrite, 0, 8192, 4096, p)
@@ -125,50 +149,17 @@ func TestSlowReadsRunInParallel(t *testing.T) {
 	}
 }
 
-// slowWriteDevice delays writes at or above slowFrom.
-type slowWriteDevice struct {
-	*memDevice
-	slowFrom int64
-	delay    time.Duration
-}
-
-func (d *slowWriteDevice) WriteAt(p []byte, off int64) (int, error) {
-	if off >= d.slowFrom {
-		time.Sleep(d.delay)
-	}
-	return d.memDevice.WriteAt(p, off)
-}
-
 // TestSlowWritesRunInParallel: small writes run in the reader while the
 // device is fast; once writes are slow (write-back throttling, a disk),
 // they go to workers: a read overtakes them, and they overlap.
 func TestSlowWritesRunInParallel(t *testing.T) {
-	const delay = 40 * time.Millisecond
-	dev := &slowWriteDevice{memDevice: newMemDevice(testSize), slowFrom: testSize / 2, delay: delay}
-	_, addr := startServer(t, statusExports{newMemExports(), map[string]Device{"disk": dev}})
-	c, _, _ := dialGo(t, addr, "disk", true)
+	const delay, n = 40 * time.Millisecond, 8
+	c := startSlow(t, delay, true)
 	p := randomBytes(t, 4096)
 	for range inlineScore / slowReadScore {
 		c.mustDo(cmdWrite, 0, testSize/2, 4096, p)
 	}
-	start := time.Now()
-	const n = 8
-	for i := range n {
-		c.send(cmdWrite, 0, testSize/2+uint64(i)*4096, 4096, p)
-	}
-	fast := c.send(cmdRead, 0, 0, 4096, nil)
-	first, errno, _ := c.recv(0, 0)
-	if errno != 0 || first != fast {
-		t.Fatalf("first reply: cookie %d errno %d, want the read %d", first, errno, fast)
-	}
-	for range n {
-		if _, errno, _ := c.recv(0, 0); errno != 0 {
-			t.Fatalf("errno %d", errno)
-		}
-	}
-	if d := time.Since(start); d > n*delay*3/4 {
-		t.Fatalf("%d slow writes took %v: not in parallel", n, d)
-	}
+	overtakes(t, c, n, delay, func(i int) { c.send(cmdWrite, 0, testSize/2+uint64(i)*4096, 4096, p) })
 	for i := range n {
 		if !bytes.Equal(c.mustRead(testSize/2+uint64(i)*4096, 4096), p) {
 			t.Fatalf("write %d not applied", i)
