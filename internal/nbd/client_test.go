@@ -51,17 +51,24 @@ func dialGo(t testing.TB, addr, name string, structured bool) (*testClient, uint
 	t.Helper()
 	c := dial(t, addr)
 	if structured {
-		c.sendOpt(optStructuredReply, nil)
-		if _, typ, _ := c.readOptReply(); typ != repAck {
-			t.Fatalf("STRUCTURED_REPLY: reply %#x", typ)
-		}
-		c.structured = true
+		c.negotiateStructured()
 	}
 	size, flags, _, rep := c.infoGo(optGo, name, infoBlockSize)
 	if rep != repAck {
 		t.Fatalf("GO %q: reply %#x", name, rep)
 	}
 	return c, size, flags
+}
+
+// negotiateStructured asks for structured replies, which the server must
+// grant.
+func (c *testClient) negotiateStructured() {
+	c.t.Helper()
+	c.sendOpt(optStructuredReply, nil)
+	if _, typ, _ := c.readOptReply(); typ != repAck {
+		c.t.Fatalf("STRUCTURED_REPLY: reply %#x", typ)
+	}
+	c.structured = true
 }
 
 func (c *testClient) readFull(b []byte) {

@@ -88,6 +88,19 @@ func (c *testClient) metaOpt(opt uint32, data []byte) ([]metaCtx, uint32) {
 	}
 }
 
+// dialStatus connects with structured replies and base:allocation
+// selected, and enters transmission on export name.
+func dialStatus(t *testing.T, addr, name string) *testClient {
+	t.Helper()
+	c := dial(t, addr)
+	c.negotiateStructured()
+	c.mustSetMeta(name)
+	if _, _, _, rep := c.infoGo(optGo, name); rep != repAck {
+		t.Fatalf("GO %q: %#x", name, rep)
+	}
+	return c
+}
+
 // mustSetMeta selects base:allocation for export name.
 func (c *testClient) mustSetMeta(name string) {
 	c.t.Helper()
@@ -191,9 +204,7 @@ func TestMetaContextNegotiation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dial(t, addr)
 			if tt.structured {
-				c.sendOpt(optStructuredReply, nil)
-				c.readOptReply()
-				c.structured = true
+				c.negotiateStructured()
 			}
 			got, rep := c.metaOpt(tt.opt, tt.data)
 			if rep != tt.rep || !slices.Equal(got, tt.want) {
@@ -217,9 +228,7 @@ func TestMetaContextBinding(t *testing.T) {
 	_, addr := startServer(t, ex)
 	structured := func(t *testing.T) *testClient {
 		c := dial(t, addr)
-		c.sendOpt(optStructuredReply, nil)
-		c.readOptReply()
-		c.structured = true
+		c.negotiateStructured()
 		return c
 	}
 	enter := func(t *testing.T, c *testClient, name string, exportName bool) {
@@ -276,14 +285,7 @@ func TestBlockStatus(t *testing.T) {
 	_, addr := startServer(t, statusExports{newMemExports(), map[string]Device{"disk": dev, "plain": newMemDevice(3 * bl)}})
 	size := uint64(8 * bl)
 
-	c := dial(t, addr)
-	c.sendOpt(optStructuredReply, nil)
-	c.readOptReply()
-	c.structured = true
-	c.mustSetMeta("disk")
-	if _, _, _, rep := c.infoGo(optGo, "disk"); rep != repAck {
-		t.Fatalf("GO: %#x", rep)
-	}
+	c := dialStatus(t, addr, "disk")
 	tests := []struct {
 		name   string
 		flags  uint16
@@ -324,12 +326,7 @@ func TestBlockStatus(t *testing.T) {
 		c.mustRead(0, 4096)
 	})
 	t.Run("no Extenter", func(t *testing.T) {
-		c := dial(t, addr)
-		c.sendOpt(optStructuredReply, nil)
-		c.readOptReply()
-		c.structured = true
-		c.mustSetMeta("plain")
-		c.infoGo(optGo, "plain")
+		c := dialStatus(t, addr, "plain")
 		for _, flags := range []uint16{0, cmdFlagReqOne} {
 			if ds, errno := c.blockStatus(flags, 1, 2*bl); errno != 0 || !slices.Equal(ds, []desc{{2 * bl, 0}}) {
 				t.Fatalf("flags %#x: descriptors %v errno %d", flags, ds, errno)
@@ -363,12 +360,7 @@ func TestBlockStatusManyExtents(t *testing.T) {
 	}
 	dev := newStatusDevice(bl, status...)
 	_, addr := startServer(t, statusExports{newMemExports(), map[string]Device{"disk": dev}})
-	c := dial(t, addr)
-	c.sendOpt(optStructuredReply, nil)
-	c.readOptReply()
-	c.structured = true
-	c.mustSetMeta("disk")
-	c.infoGo(optGo, "disk")
+	c := dialStatus(t, addr, "disk")
 	ds, errno := c.blockStatus(0, 0, uint32(len(status)*bl))
 	if errno != 0 || len(ds) != maxStatusExtents {
 		t.Fatalf("errno %d, %d descriptors, want %d", errno, len(ds), maxStatusExtents)
