@@ -66,16 +66,7 @@ func TestDisconnectInFlight(t *testing.T) {
 	c, _, _ := dialGo(t, addr, "disk", false)
 	cookie := c.send(cmdWrite, 0, 0, 4096, bytes.Repeat([]byte{9}, 4096))
 	<-entered
-	disconnected := make(chan struct{})
-	go func() {
-		s.Disconnect("disk")
-		close(disconnected)
-	}()
-	select {
-	case <-disconnected:
-		t.Fatal("Disconnect returned with a request in flight")
-	case <-time.After(100 * time.Millisecond):
-	}
+	disconnected := disconnectBlocks(t, s, "with a request in flight")
 	close(unblock)
 	got, errno, _ := c.recv(0, 0)
 	if got != cookie || errno != 0 {
@@ -191,16 +182,7 @@ func TestDisconnectDuringHandshake(t *testing.T) {
 	c := dial(t, addr)
 	c.sendOpt(optExportName, []byte("disk"))
 	<-ex.entered // the server is inside Exports.Open
-	disconnected := make(chan struct{})
-	go func() {
-		s.Disconnect("disk")
-		close(disconnected)
-	}()
-	select {
-	case <-disconnected:
-		t.Fatal("Disconnect returned while a connection was opening the export")
-	case <-time.After(100 * time.Millisecond):
-	}
+	disconnected := disconnectBlocks(t, s, "while a connection was opening the export")
 	proceed()
 	<-disconnected
 	if got := mem.opens.Load() - mem.releases.Load(); got != 0 {
@@ -212,4 +194,22 @@ func TestDisconnectDuringHandshake(t *testing.T) {
 	if _, err := io.Copy(io.Discard, c.r); err != nil {
 		t.Fatalf("the connection that was opening the export did not end: %v", err)
 	}
+}
+
+// disconnectBlocks starts Disconnect("disk") and checks that it has not
+// returned 100 ms later (when, the situation for the message); the
+// channel is closed when it returns.
+func disconnectBlocks(t *testing.T, s *Server, when string) chan struct{} {
+	t.Helper()
+	disconnected := make(chan struct{})
+	go func() {
+		s.Disconnect("disk")
+		close(disconnected)
+	}()
+	select {
+	case <-disconnected:
+		t.Fatalf("Disconnect returned %s", when)
+	case <-time.After(100 * time.Millisecond):
+	}
+	return disconnected
 }
