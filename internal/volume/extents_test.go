@@ -224,10 +224,7 @@ func TestExtentsAgainstModel(t *testing.T) {
 		n := min(rng.Int64N(300<<10)+1, size-off)
 		switch r := rng.IntN(10); {
 		case r < 4:
-			p := make([]byte, n)
-			for i := range p {
-				p[i] = byte(rng.IntN(256))
-			}
+			p := randomFrom(rng, n)
 			if _, err := v.WriteAt(p, off); err != nil {
 				t.Fatal(err)
 			}

@@ -35,6 +35,15 @@ func newVol(t *testing.T, size int64, opener BaseOpener) *Volume {
 	return v
 }
 
+// randomFrom returns n bytes drawn from rng.
+func randomFrom(rng *rand.Rand, n int64) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(rng.IntN(256))
+	}
+	return p
+}
+
 func read(t *testing.T, v *Volume, off, n int64) []byte {
 	t.Helper()
 	p := make([]byte, n)
@@ -57,10 +66,7 @@ func TestAgainstModel(t *testing.T) {
 		n := min(rng.Int64N(200<<10)+1, size-off)
 		switch r := rng.IntN(10); {
 		case r < 6:
-			p := make([]byte, n)
-			for i := range p {
-				p[i] = byte(rng.IntN(256))
-			}
+			p := randomFrom(rng, n)
 			if _, err := v.WriteAt(p, off); err != nil {
 				t.Fatal(err)
 			}
