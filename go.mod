@@ -9,7 +9,7 @@ require (
 	github.com/alibabacloud-go/tea v1.3.13
 	github.com/aliyun/alibaba-cloud-sdk-go v1.63.107
 	github.com/google/go-containerregistry v0.22.1
-	github.com/klauspost/compress v1.19.2
+	github.com/klauspost/compress v1.20.3
 	github.com/zeebo/blake3 v0.2.4
 	golang.org/x/sys v0.47.0
 	lukechampine.com/blake3 v1.4.1
