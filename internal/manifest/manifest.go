@@ -33,6 +33,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -268,7 +269,7 @@ func Decode(raw []byte) (*Manifest, error) {
 	m := New(int64(le.Uint64(raw[5:])), int64(le.Uint32(raw[13:])), "")
 	plen := int(le.Uint16(raw[17:]))
 	pos := fixed
-	if len(body) < pos+plen+8 || m.ChunkSize <= 0 {
+	if len(body) < pos+plen+8 || m.ChunkSize <= 0 || m.Size < 0 || m.Size > math.MaxInt64-m.ChunkSize {
 		return nil, ErrCorrupt
 	}
 	m.Parent = string(body[pos : pos+plen])
