@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -169,6 +170,11 @@ func setup(cfg *config) error {
 		} else if t != "snapstack" {
 			return fmt.Errorf("unknown tool %q", t)
 		}
+	}
+	// In process, run with the Ps that `snapstack serve` gives itself
+	// (twice the default), so that profiles show the binary's behaviour.
+	if cfg.inproc && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
 	}
 	if cfg.bin == "" && !cfg.inproc {
 		cfg.bin = filepath.Join(cfg.work, "snapstack")
