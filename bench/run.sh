@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of snapstack against restic, borg and nbdkit
-# (issue 6). Not part of CI: the full run takes 20-30 minutes.
+# (issues 3 and 6). Not part of CI: the full run takes 20-30 minutes.
 #
 #   bench/run.sh                      full run, 4 GiB images; updates docs/benchmarks.md
 #   bench/run.sh --size 512MiB        quick run; report in /tmp/bench/benchmarks-512MiB.md,
