@@ -34,6 +34,17 @@ type layer struct {
 	dirty []uint64   // clusters gained since the last Flush
 	count atomic.Int64
 
+	flushMu sync.Mutex // serialises flush; guards logSize and failed
+	logSize int64      // bytes of whole records in the map log
+	// failed is the first fsync error of the layer, returned by every
+	// later flush: Linux reports a failed writeback once and marks the
+	// pages clean, so a later fsync that succeeds proves nothing about
+	// the data of the failed one. The layer stays failed until it is
+	// opened again, when the map on disk names only flushed clusters.
+	failed error
+	// syncData makes the data file durable (its Sync; tests replace it).
+	syncData func() error
+
 	directOnce sync.Once
 	direct     *os.File // the data file opened with O_DIRECT, nil if unavailable
 }
@@ -90,7 +101,11 @@ func createLayer(dir, name string, size int64) (*layer, error) {
 	// No fsync here: the files are empty, their directory entries become
 	// durable with the chain that names them (Volume.save fsyncs the
 	// directory), and openLayer restores a size a crash lost.
-	return &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}, nil
+	return newLayerOf(name, data, log, size), nil
+}
+
+func newLayerOf(name string, data, log *os.File, size int64) *layer {
+	return &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size))), syncData: data.Sync}
 }
 
 // openLayer opens an existing layer and replays its map log. A torn or
@@ -105,7 +120,7 @@ func openLayer(dir, name string, size int64) (*layer, error) {
 		data.Close()
 		return nil, err
 	}
-	l := &layer{name: name, data: data, log: log, bits: make([]uint64, nwords(clusters(size)))}
+	l := newLayerOf(name, data, log, size)
 	if fi, err := data.Stat(); err == nil && fi.Size() < size {
 		// A layer created just before a crash may have lost its length;
 		// it holds no flushed cluster beyond it, so zero-extend.
@@ -137,6 +152,7 @@ func openLayer(dir, name string, size int64) (*layer, error) {
 			return nil, fmt.Errorf("cut torn map log of %s: %w", name, err)
 		}
 	}
+	l.logSize = int64(good)
 	return l, nil
 }
 
@@ -163,15 +179,29 @@ func (l *layer) gain(c int64) {
 	l.mu.Unlock()
 }
 
+// ErrFailed wraps the fsync error that failed a layer (see layer.failed).
+var ErrFailed = errors.New("volume: an earlier flush failed; reopen the volume")
+
 // flush makes the data and the map durable: data first, then the log.
+// The clusters recorded are those gained before the data fsync started,
+// so a write that lands during the fsync is never recorded without its
+// data being durable; flushes of one layer run one at a time, so a flush
+// returns only once the records of every earlier flush are durable too.
 func (l *layer) flush() error {
-	if err := l.data.Sync(); err != nil {
-		return err
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	if l.failed != nil {
+		return l.failed
 	}
 	l.mu.Lock()
 	dirty := l.dirty
 	l.dirty = nil
 	l.mu.Unlock()
+	if err := l.syncData(); err != nil {
+		l.requeue(dirty)
+		l.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+		return err
+	}
 	if len(dirty) == 0 {
 		return nil
 	}
@@ -182,13 +212,20 @@ func (l *layer) flush() error {
 		binary.LittleEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], castagnoli))
 	}
 	if _, err := l.log.Write(buf); err != nil {
+		// A partial record would end the replay at open, hiding every
+		// record appended after it: cut the log back to whole records.
+		if terr := l.log.Truncate(l.logSize); terr != nil {
+			l.failed = fmt.Errorf("%w: %w", ErrFailed, errors.Join(err, terr))
+		}
 		l.requeue(dirty)
 		return err
 	}
 	if err := l.log.Sync(); err != nil {
 		l.requeue(dirty)
+		l.failed = fmt.Errorf("%w: %w", ErrFailed, err)
 		return err
 	}
+	l.logSize += int64(len(buf))
 	return nil
 }
 
