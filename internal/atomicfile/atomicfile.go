@@ -5,9 +5,15 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
+
+// ErrNotDurable wraps the error of Write's final directory fsync: path
+// already holds the new content, but a crash may still bring back the old
+// one. Any other error of Write leaves path as it was.
+var ErrNotDurable = errors.New("atomicfile: replaced, but not durably")
 
 // Write replaces path with data: a temporary file in the same directory
 // (".tmp-" prefix: callers listing the directory skip such names), fsync,
@@ -27,7 +33,10 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		os.Remove(f.Name())
 		return err
 	}
-	return SyncDir(dir)
+	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
 }
 
 // SyncDir fsyncs a directory, making its entries (creations, renames,

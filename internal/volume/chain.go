@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/snapstack/snapstack/internal/atomicfile"
 )
 
 // Seal fixes the content of the volume as of now as snapshot id: it waits
@@ -15,8 +17,8 @@ import (
 func (v *Volume) Seal(id string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.closed {
-		return ErrClosed
+	if err := v.usable(); err != nil {
+		return err
 	}
 	for _, li := range v.st.Layers {
 		if li.Snapshot == id {
@@ -36,6 +38,10 @@ func (v *Volume) Seal(id string) error {
 	v.st.Layers[len(v.st.Layers)-2].Snapshot = id
 	if err := v.save(); err != nil {
 		v.st = prev
+		if errors.Is(err, atomicfile.ErrNotDurable) {
+			v.fail(err) // volume.json may name nh: keep its files
+			return err
+		}
 		nh.remove(v.dir)
 		return err
 	}
@@ -161,9 +167,10 @@ func (v *Volume) Compact() error {
 				top = j
 			}
 		}
-		if top < 1 || v.closed {
+		if top < 1 || v.closed || v.failed != nil {
+			err := v.failed
 			v.mu.RUnlock()
-			return nil
+			return err
 		}
 		bottom, src := v.layers[0], v.layers[1]
 		v.mu.RUnlock()
@@ -245,9 +252,9 @@ func (v *Volume) Reset(id string) error {
 	defer v.bottomMu.Unlock()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.closed {
+	if err := v.usable(); err != nil {
 		base.Close()
-		return ErrClosed
+		return err
 	}
 	var fresh []*layer
 	for i := 0; i < 2; i++ {
@@ -266,8 +273,12 @@ func (v *Volume) Reset(id string) error {
 	v.st.Base, v.st.Merged = id, id
 	if err := v.save(); err != nil {
 		v.st = prev
-		for _, f := range fresh {
-			f.remove(v.dir)
+		if errors.Is(err, atomicfile.ErrNotDurable) {
+			v.fail(err) // volume.json may name the fresh layers: keep them
+		} else {
+			for _, f := range fresh {
+				f.remove(v.dir)
+			}
 		}
 		base.Close()
 		return err
@@ -304,7 +315,10 @@ type hydrated struct {
 func (v *Volume) readChunk(buf []byte, k, chunkSize int64) (h hydrated, ok bool, err error) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if v.closed || v.base == nil {
+	if err := v.usable(); err != nil {
+		return h, false, err
+	}
+	if v.base == nil {
 		return h, false, ErrClosed
 	}
 	bottom := v.layers[0]
@@ -338,7 +352,10 @@ func (v *Volume) readChunk(buf []byte, k, chunkSize int64) (h hydrated, ok bool,
 func (v *Volume) writeChunk(h hydrated) error {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if v.closed || v.base == nil {
+	if err := v.usable(); err != nil {
+		return err
+	}
+	if v.base == nil {
 		return ErrClosed
 	}
 	bottom := v.layers[0]

@@ -3,9 +3,13 @@ package volume
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"os/signal"
 	"syscall"
 	"testing"
+
+	"github.com/snapstack/snapstack/internal/atomicfile"
 )
 
 // A Flush whose map-log append is cut short (ENOSPC, EFBIG, EIO after a
@@ -160,5 +164,64 @@ func TestFailedFsyncIsSticky(t *testing.T) {
 	}
 	if err := v2.Flush(); err != nil {
 		t.Fatalf("reopened volume: %v", err)
+	}
+}
+
+// When volume.json was replaced but its directory fsync failed, a crash
+// may bring back either chain. Seal and Reset must then keep the files
+// of both (the old code removed the new layers, so that the volume.json
+// on disk could name files that no longer exist and the disk could not
+// be opened), and the volume must refuse I/O until it is reopened.
+func TestChainChangeOfUnknownDurability(t *testing.T) {
+	notDurable := func(path string, data []byte, perm os.FileMode) error {
+		if err := atomicfile.Write(path, data, perm); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %w", atomicfile.ErrNotDurable, syscall.EIO)
+	}
+	a := bytes.Repeat([]byte{0xaa}, ClusterSize)
+	for _, step := range []string{"seal", "reset"} {
+		t.Run(step, func(t *testing.T) {
+			base := &memBase{data: bytes.Repeat([]byte{0xcc}, 1<<20)}
+			v := newVol(t, 1<<20, func(string) (Base, error) { return base, nil })
+			dir := v.Dir()
+			if _, err := v.WriteAt(a, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			v.writeState = notDurable
+			var err error
+			if step == "seal" {
+				err = v.Seal("s-1")
+			} else {
+				err = v.Reset("s-base")
+			}
+			if !errors.Is(err, atomicfile.ErrNotDurable) {
+				t.Fatalf("%s: %v", step, err)
+			}
+			if _, err := v.WriteAt(a, ClusterSize); !errors.Is(err, ErrFailed) {
+				t.Fatalf("write after an undurable %s: %v, want ErrFailed", step, err)
+			}
+			if err := v.Flush(); !errors.Is(err, ErrFailed) {
+				t.Fatalf("flush after an undurable %s: %v, want ErrFailed", step, err)
+			}
+			v.Close()
+			// The rename happened: reopening finds the new chain, whose
+			// files must all be there.
+			v2, err := Open(dir, func(string) (Base, error) { return base, nil })
+			if err != nil {
+				t.Fatalf("reopen after an undurable %s: %v", step, err)
+			}
+			defer v2.Close()
+			want := a
+			if step == "reset" {
+				want = base.data[:ClusterSize]
+			}
+			if got := read(t, v2, 0, ClusterSize); !bytes.Equal(got, want) {
+				t.Fatalf("reopened volume reads %#x at 0", got[0])
+			}
+		})
 	}
 }

@@ -230,8 +230,8 @@ func (v *Volume) Flush() error {
 	defer v.flushMu.Unlock()
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	if v.closed {
-		return ErrClosed
+	if err := v.usable(); err != nil {
+		return err
 	}
 	return v.layers[len(v.layers)-1].flush()
 }

@@ -179,9 +179,6 @@ func (l *layer) gain(c int64) {
 	l.mu.Unlock()
 }
 
-// ErrFailed wraps the fsync error that failed a layer (see layer.failed).
-var ErrFailed = errors.New("volume: an earlier flush failed; reopen the volume")
-
 // flush makes the data and the map durable: data first, then the log.
 // The clusters recorded are those gained before the data fsync started,
 // so a write that lands during the fsync is never recorded without its

@@ -18,6 +18,12 @@ var (
 	ErrClosed   = errors.New("volume: closed")
 	ErrNoLayer  = errors.New("volume: no sealed layer for this snapshot")
 	ErrBaseLost = errors.New("volume: base unavailable")
+	// ErrFailed wraps the error that put a layer or the volume out of
+	// service: an fsync that failed (whose data Linux may have dropped
+	// while reporting later fsyncs as successful), or a change of the
+	// chain that may or may not be durable. It is returned until the
+	// volume is opened again, from what is durable.
+	ErrFailed = errors.New("volume: an earlier flush failed; reopen the volume")
 )
 
 // Base is a read-only bottom of the chain (a snapshot in the chunk store).
@@ -66,6 +72,9 @@ type Volume struct {
 	layers  []*layer
 	base    Base
 	closed  bool
+	failed  error           // set by fail: see ErrFailed
+	// writeState replaces volume.json (atomicfile.Write; tests replace it).
+	writeState func(path string, data []byte, perm os.FileMode) error
 	stripes [256]sync.Mutex // per-cluster copy-up serialisation
 	flushMu sync.Mutex
 	// bottomMu serialises writes into the bottom layer (merges, hydration).
@@ -161,7 +170,11 @@ func (v *Volume) save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(v.dir, "volume.json"), raw, 0o600)
+	write := v.writeState
+	if write == nil {
+		write = atomicfile.Write
+	}
+	return write(filepath.Join(v.dir, "volume.json"), raw, 0o600)
 }
 
 // Size returns the size in bytes.
@@ -194,9 +207,29 @@ func (v *Volume) closeLayers() error {
 	return err
 }
 
-func (v *Volume) check(off, n int64) error {
+// usable returns why the volume cannot be used, nil when it can. The
+// caller holds v.mu.
+func (v *Volume) usable() error {
 	if v.closed {
 		return ErrClosed
+	}
+	return v.failed
+}
+
+// fail puts the volume out of service (see ErrFailed) after a change of
+// volume.json that may or may not survive a crash: in memory the change
+// was undone, on disk it may stand, so neither may be built on. The
+// caller holds v.mu exclusively and removes no file either state names;
+// Open removes the strays of the state that is durable.
+func (v *Volume) fail(err error) {
+	if v.failed == nil {
+		v.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+}
+
+func (v *Volume) check(off, n int64) error {
+	if err := v.usable(); err != nil {
+		return err
 	}
 	if off < 0 || n < 0 || off+n > v.st.Size {
 		return ErrRange
