@@ -67,16 +67,16 @@ type Volume struct {
 	dir    string
 	opener BaseOpener
 
-	mu      sync.RWMutex // barrier: I/O holds it shared; chain changes hold it exclusively
-	st      state
-	layers  []*layer
-	base    Base
-	closed  bool
-	failed  error           // set by fail: see ErrFailed
+	mu     sync.RWMutex // barrier: I/O holds it shared; chain changes hold it exclusively
+	st     state
+	layers []*layer
+	base   Base
+	closed bool
+	failed error // set by fail: see ErrFailed
 	// writeState replaces volume.json (atomicfile.Write; tests replace it).
 	writeState func(path string, data []byte, perm os.FileMode) error
-	stripes [256]sync.Mutex // per-cluster copy-up serialisation
-	flushMu sync.Mutex
+	stripes    [256]sync.Mutex // per-cluster copy-up serialisation
+	flushMu    sync.Mutex
 	// bottomMu serialises writes into the bottom layer (merges, hydration).
 	bottomMu sync.Mutex
 	bg       sync.WaitGroup // removal of layers dropped by Reset
