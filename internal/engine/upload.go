@@ -22,6 +22,18 @@ import (
 // rewritten).
 func (e *Engine) StartSnapshot(ctx context.Context, job ecs.SnapshotJob, report func(ecs.Progress)) error {
 	if _, err := e.blobs.Stat(ctx, manifestName(job.SnapshotID)); err == nil {
+		// Stored before a restart, which may have cut short the local
+		// bookkeeping that follows: finish it, or the disk's next
+		// snapshot would not find its parent's table.
+		if v, err := e.open(job.DiskID); err == nil && v.Sealed(job.SnapshotID) {
+			m, err := e.loadManifest(ctx, job.SnapshotID)
+			if err == nil {
+				err = e.finishUpload(job, v, m)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		e.goReport(report, ecs.Progress{Finished: true})
 		return nil
 	}
@@ -71,12 +83,16 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	if err != nil {
 		return 0, 0, err
 	}
+	// From reading the parent's table (whose chunks the new manifest
+	// shares) until the manifest is stored, the collector waits.
+	e.gc.RLock()
+	defer e.gc.RUnlock()
 	m, err := e.parentManifest(ctx, job.DiskID, ch.Parent, v.Size())
 	if err != nil {
-		// Without the parent's table every chunk has to be read.
+		// Without the parent's table every chunk has to be read, whole.
 		e.log.Warn("parent manifest unavailable, uploading every chunk", "snapshot", job.SnapshotID, "parent", ch.Parent, "err", err)
 		m = manifest.New(v.Size(), ChunkSize, ch.Parent)
-		ch.Chunks = ch.Chunks[:0]
+		ch.Chunks, ch.Dirty = ch.Chunks[:0], nil
 		for k := int64(0); k*ChunkSize < v.Size(); k++ {
 			ch.Chunks = append(ch.Chunks, k)
 		}
@@ -85,8 +101,6 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	total = int64(len(ch.Chunks))
 	report(ecs.Progress{Total: total})
 
-	e.gc.RLock()
-	defer e.gc.RUnlock()
 	var count atomic.Int64
 	var mu sync.Mutex // guards m
 	work := make(chan int)
@@ -155,11 +169,18 @@ feed:
 	if err := e.blobs.Put(ctx, manifestName(job.SnapshotID), m.Encode()); err != nil {
 		return count.Load(), total, fmt.Errorf("store manifest: %w", err)
 	}
+	return total, total, e.finishUpload(job, v, m)
+}
+
+// finishUpload does the local bookkeeping of a stored snapshot: its table
+// becomes the disk's parent table, its layer is marked uploaded, and the
+// layer is folded down in the background.
+func (e *Engine) finishUpload(job ecs.SnapshotJob, v *volume.Volume, m *manifest.Manifest) error {
 	if err := e.writeLocalManifest(job.DiskID, "parent", job.SnapshotID, m); err != nil {
-		return total, total, err
+		return err
 	}
 	if err := v.MarkUploaded(job.SnapshotID); err != nil {
-		return total, total, err
+		return err
 	}
 	// The snapshot is durable: folding its layer down is housekeeping,
 	// done after the upload is reported.
@@ -170,7 +191,7 @@ feed:
 			e.log.Error("compact volume", "disk", job.DiskID, "err", err)
 		}
 	}()
-	return total, total, nil
+	return nil
 }
 
 // uploadBatch is how many new chunks a worker writes between two flushes.
