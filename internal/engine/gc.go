@@ -5,18 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/manifest"
 )
 
+// collectRetry is how often Collect tries to start while uploads or
+// restores hold the collector's lock.
+const collectRetry = 50 * time.Millisecond
+
 // Collect deletes every chunk that no manifest needs: neither a
-// snapshot's, nor a disk's parent or base table. Uploads wait while it
-// runs (and it waits for uploads under way), so a chunk written by an
-// upload whose manifest is not stored yet is never taken.
+// snapshot's, nor a disk's parent or base table. Uploads and restores
+// wait while it runs, and it runs only when none is under way, so a chunk
+// written by an upload whose manifest is not stored yet is never taken.
+//
+// It does not queue for the lock: a sync.RWMutex admits no new reader
+// while a writer waits, so every new upload and restore would wait for
+// the longest upload under way. It tries again every collectRetry until
+// ctx ends; under uploads that never pause it does not run.
 func (e *Engine) Collect(ctx context.Context) (removed int, err error) {
-	e.gc.Lock()
+	for !e.gc.TryLock() {
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("collect: %w", ctx.Err())
+		case <-time.After(collectRetry):
+		}
+	}
 	defer e.gc.Unlock()
 	live := map[chunk.ID]bool{}
 	mark := func(m *manifest.Manifest) { m.IDs(func(id chunk.ID) { live[id] = true }) }
