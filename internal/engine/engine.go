@@ -58,7 +58,10 @@ type Engine struct {
 	mu      sync.Mutex
 	vols    map[string]*volume.Volume
 	uploads map[string]context.CancelFunc // by snapshot ID
-	offline func(diskID string)
+	// diskLocks: disk ID -> *sync.Mutex serialising the disk's restores
+	// with each other and with the cleanup after its hydration.
+	diskLocks sync.Map
+	offline   func(diskID string)
 
 	// gc keeps the collector apart from uploads: uploads hold it shared
 	// from their first chunk until their manifest is stored.

@@ -24,6 +24,11 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	if err != nil {
 		return err
 	}
+	// One restore of a disk at a time, and none while a finished
+	// hydration removes its base table (see hydrate).
+	dl := e.diskLock(diskID)
+	dl.Lock()
+	defer dl.Unlock()
 	// The collector must not run between reading the snapshot's table and
 	// keeping a copy beside the volume (which then holds its chunks live).
 	e.gc.RLock()
@@ -47,8 +52,10 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	}
 	// Keep the table beside the volume: the base must stay readable even
 	// if the snapshot is deleted while the disk hydrates, and it is the
-	// parent of the disk's next snapshot.
-	if err := e.writeLocalManifest(diskID, "base", snapshotID, m); err != nil {
+	// parent of the disk's next snapshot. The table of the base the
+	// volume reads now stays until the Reset is durable: a crash in
+	// between must leave the volume.json on disk a table to open.
+	if err := atomicfile.Write(e.localManifestPath(diskID, "base", snapshotID), m.Encode(), 0o600); err != nil {
 		return err
 	}
 	if err := e.writeLocalManifest(diskID, "parent", snapshotID, m); err != nil {
@@ -57,8 +64,15 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	if err := v.Reset(snapshotID); err != nil {
 		return err
 	}
+	e.pruneLocalManifests(diskID, "base", snapshotID)
 	e.hydrate(diskID, v)
 	return nil
+}
+
+// diskLock returns the mutex that serialises the restores of a disk.
+func (e *Engine) diskLock(diskID string) *sync.Mutex {
+	l, _ := e.diskLocks.LoadOrStore(diskID, new(sync.Mutex))
+	return l.(*sync.Mutex)
 }
 
 // copyFromSealed copies the content of a snapshot that still has a sealed
@@ -109,14 +123,23 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 		defer e.wg.Done()
 		start := time.Now()
 		want := m.Indices()
-		if err := v.Hydrate(ChunkSize, want, e.workers, nil); err != nil {
-			if !errors.Is(err, volume.ErrClosed) {
+		if err := v.Hydrate(e.bg, id, ChunkSize, want, e.workers, nil); err != nil {
+			// Stopped (the service stops; a restart resumes it), or
+			// superseded by another restore of the disk.
+			if !errors.Is(err, volume.ErrClosed) && !errors.Is(err, volume.ErrBaseChanged) && e.bg.Err() == nil {
 				e.log.Error("hydrate", "disk", diskID, "err", err)
 			}
 			return
 		}
 		e.log.Info("disk hydrated", "disk", diskID, "snapshot", id, "chunks", len(want), "seconds", time.Since(start).Seconds())
-		os.Remove(e.localManifestPath(diskID, "base", id))
+		// A restore of the same snapshot may have made it the base again
+		// meanwhile, with the same table: keep it then.
+		dl := e.diskLock(diskID)
+		dl.Lock()
+		defer dl.Unlock()
+		if v.BaseID() != id {
+			os.Remove(e.localManifestPath(diskID, "base", id))
+		}
 	}()
 }
 
@@ -127,17 +150,22 @@ func (e *Engine) localManifestPath(diskID, kind, snapshotID string) string {
 // writeLocalManifest stores m as the disk's kind ("parent" or "base")
 // manifest atomically, removing the previous one of that kind.
 func (e *Engine) writeLocalManifest(diskID, kind, snapshotID string, m *manifest.Manifest) error {
-	path := e.localManifestPath(diskID, kind, snapshotID)
-	if err := atomicfile.Write(path, m.Encode(), 0o600); err != nil {
+	if err := atomicfile.Write(e.localManifestPath(diskID, kind, snapshotID), m.Encode(), 0o600); err != nil {
 		return err
 	}
+	e.pruneLocalManifests(diskID, kind, snapshotID)
+	return nil
+}
+
+// pruneLocalManifests removes the disk's kind manifests but keep's.
+func (e *Engine) pruneLocalManifests(diskID, kind, keep string) {
+	path := e.localManifestPath(diskID, kind, keep)
 	old, _ := filepath.Glob(filepath.Join(e.volDir(diskID), kind+"-*.manifest"))
 	for _, o := range old {
 		if o != path {
 			os.Remove(o)
 		}
 	}
-	return nil
 }
 
 func (e *Engine) readLocalManifest(diskID, kind, snapshotID string) (*manifest.Manifest, error) {

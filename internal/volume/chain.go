@@ -2,6 +2,7 @@ package volume
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -415,9 +416,24 @@ func (v *Volume) BaseID() string {
 // clients read from the base meanwhile go first, while the base still
 // has them at hand, so that reading a disk while it hydrates fetches
 // each chunk once.
-func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress func(done int)) error {
+//
+// base names the snapshot that want describes: if the volume's base is
+// another one by the time Hydrate starts (a Reset came first), it returns
+// ErrBaseChanged and copies nothing. When ctx ends, Hydrate stops after
+// the chunks in flight and returns ctx's error; what it copied stays, and
+// a later Hydrate skips it.
+func (v *Volume) Hydrate(ctx context.Context, base string, chunkSize int64, want []int64, workers int, progress func(done int)) error {
 	v.bottomMu.Lock()
 	defer v.bottomMu.Unlock()
+	v.mu.RLock()
+	err := v.usable()
+	if err == nil && v.st.Base != base {
+		err = fmt.Errorf("%w: %q, not %q", ErrBaseChanged, v.st.Base, base)
+	}
+	v.mu.RUnlock()
+	if err != nil {
+		return err
+	}
 	if workers < 1 {
 		workers = 1
 	}
@@ -498,7 +514,6 @@ func (v *Volume) Hydrate(chunkSize int64, want []int64, workers int, progress fu
 	for _, k := range want {
 		pending[k] = true
 	}
-	var err error
 	next := 0
 feed:
 	for len(pending) > 0 {
@@ -513,6 +528,9 @@ feed:
 			case k = <-hints:
 			case err = <-errc:
 				break feed
+			case <-ctx.Done():
+				err = ctx.Err()
+				break feed
 			case work <- want[next]:
 				delete(pending, want[next])
 				continue
@@ -525,6 +543,9 @@ feed:
 		case work <- k:
 			delete(pending, k)
 		case err = <-errc:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
 			break feed
 		}
 	}

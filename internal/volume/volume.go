@@ -18,6 +18,9 @@ var (
 	ErrClosed   = errors.New("volume: closed")
 	ErrNoLayer  = errors.New("volume: no sealed layer for this snapshot")
 	ErrBaseLost = errors.New("volume: base unavailable")
+	// ErrBaseChanged: Hydrate was asked for a base the volume no longer
+	// reads through.
+	ErrBaseChanged = errors.New("volume: the base changed")
 	// ErrFailed wraps the error that put a layer or the volume out of
 	// service: an fsync that failed (whose data Linux may have dropped
 	// while reporting later fsyncs as successful), or a change of the

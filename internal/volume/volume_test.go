@@ -2,6 +2,7 @@ package volume
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -215,8 +216,18 @@ func TestResetAndHydrate(t *testing.T) {
 	v.WriteAt([]byte{1, 2, 3}, 70000) // copy-up from the base
 	want := bytes.Clone(baseData)
 	copy(want[70000:], []byte{1, 2, 3})
+	// A hydration planned for another base (a Reset came first) copies
+	// nothing; one whose context has ended stops and keeps the base.
+	if err := v.Hydrate(context.Background(), "s-other", 1<<20, []int64{0, 1}, 1, nil); !errors.Is(err, ErrBaseChanged) {
+		t.Fatalf("hydrate of another base: %v", err)
+	}
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := v.Hydrate(stopped, "s-base", 1<<20, []int64{0, 1}, 1, nil); !errors.Is(err, context.Canceled) || v.BaseID() != "s-base" {
+		t.Fatalf("stopped hydrate: %v, base %q", err, v.BaseID())
+	}
 	calls := 0
-	if err := v.Hydrate(1<<20, []int64{0, 1}, 1, func(int) { calls++ }); err != nil {
+	if err := v.Hydrate(context.Background(), v.BaseID(), 1<<20, []int64{0, 1}, 1, func(int) { calls++ }); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 2 || v.BaseID() != "" {
@@ -387,7 +398,9 @@ func TestHydrateFollowsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- v.Hydrate(chunk, []int64{0, 1, 2, 3, 4, 5, 6, 7}, 1, nil) }()
+	go func() {
+		errc <- v.Hydrate(context.Background(), v.BaseID(), chunk, []int64{0, 1, 2, 3, 4, 5, 6, 7}, 1, nil)
+	}()
 	<-gb.started // the worker is inside chunk 0
 	if got := read(t, v, 6*chunk+4096, 4096); !bytes.Equal(got, data[6*chunk+4096:6*chunk+8192]) {
 		t.Fatal("read during hydration")
@@ -424,7 +437,7 @@ func TestHydrateZeroClusters(t *testing.T) {
 	if _, err := bottom.data.WriteAt(junk, 4*ClusterSize); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Hydrate(chunk, []int64{0, 1, 2}, 4, nil); err != nil {
+	if err := v.Hydrate(context.Background(), v.BaseID(), chunk, []int64{0, 1, 2}, 4, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, v, 0, size); !bytes.Equal(got, baseData) {
@@ -474,7 +487,7 @@ func TestHydrateError(t *testing.T) {
 		for i := range want {
 			want[i] = int64(i)
 		}
-		err := v.Hydrate(chunk, want, workers, nil)
+		err := v.Hydrate(context.Background(), v.BaseID(), chunk, want, workers, nil)
 		if err == nil || !strings.Contains(err.Error(), "store unreachable") {
 			t.Fatalf("%d workers: Hydrate = %v", workers, err)
 		}
