@@ -188,6 +188,13 @@ func (v *Volume) Compact() error {
 			return fmt.Errorf("merge %s: %w", src.name, err)
 		}
 		v.mu.Lock()
+		if v.closed || v.failed != nil {
+			// Closed (or failed) during the copy: the chain is no longer
+			// this Compact's to change.
+			err := v.failed
+			v.mu.Unlock()
+			return err
+		}
 		merged := v.st.Layers[1]
 		prev := v.st
 		if keepSrc {

@@ -101,6 +101,11 @@ func Create(dir string, size int64, opener BaseOpener) (*Volume, error) {
 	if _, err := os.Stat(filepath.Join(dir, "volume.json")); err == nil {
 		return nil, fmt.Errorf("volume %s already exists", dir)
 	}
+	// The directory's own entry must survive a power loss too (save
+	// makes the entries inside it durable).
+	if err := atomicfile.SyncDir(filepath.Dir(dir)); err != nil {
+		return nil, err
+	}
 	v := &Volume{dir: dir, opener: opener, st: state{Size: size, Next: 0}}
 	for i := 0; i < 2; i++ {
 		l, err := v.newLayer()
