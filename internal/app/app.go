@@ -30,6 +30,8 @@ import (
 	"github.com/snapstack/snapstack/internal/iam"
 	"github.com/snapstack/snapstack/internal/meta/sqlstore"
 	"github.com/snapstack/snapstack/internal/nbd"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config is everything Start needs.
@@ -73,6 +75,7 @@ type App struct {
 	srv    *http.Server
 	nbd    *nbd.Server
 	store  *sqlstore.Store
+	lock   *os.File // the data directory's lock, held while serving
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errc   chan error
@@ -98,6 +101,16 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
 	store, err := sqlstore.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "meta.db"))
 	if err != nil {
 		return nil, err
@@ -112,7 +125,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		store.Close()
 		return nil, err
 	}
-	a := &App{store: store, Engine: eng, errc: make(chan error, 1)}
+	a := &App{store: store, Engine: eng, errc: make(chan error, 1), lock: lock}
 	var listeners []net.Listener
 	fail := func(err error) (*App, error) {
 		for _, ln := range listeners {
@@ -197,7 +210,30 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		collectLoop(bg, eng, cfg.GCInterval, cfg.Log)
 	}()
 	cfg.Log.Info("snapstack serving", "listen", a.Addr, "data", cfg.DataDir, "admin", cfg.Admin)
+	started = true
 	return a, nil
+}
+
+// ErrDataDirInUse: another process serves the data directory.
+var ErrDataDirInUse = errors.New("the data directory is in use by another snapstack process")
+
+// lockDataDir takes an exclusive lock on dir's lock file, held until the
+// file is closed (or the process ends, however it ends). Two services on
+// one directory would remove each other's temporary files, resume the
+// same uploads and write the same volumes.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrDataDirInUse)
+		}
+		return nil, fmt.Errorf("data directory lock: %w", err)
+	}
+	return f, nil
 }
 
 // Err reports a fatal serving error.
@@ -212,7 +248,8 @@ func (a *App) Close() error {
 	err = errors.Join(err, a.nbd.Close())
 	a.cancel()
 	a.wg.Wait()
-	return errors.Join(err, a.closeDSW(), a.Engine.Close(), a.store.Close())
+	err = errors.Join(err, a.closeDSW(), a.Engine.Close(), a.store.Close())
+	return errors.Join(err, a.lock.Close())
 }
 
 // rootKey picks the root key: configuration (environment), else the key

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -9,6 +10,10 @@ import (
 	"github.com/alibabacloud-go/tea/tea"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	legacy "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+
+	"github.com/snapstack/snapstack/internal/api"
+	"github.com/snapstack/snapstack/internal/app"
+	"github.com/snapstack/snapstack/internal/ecs"
 )
 
 // waitAccomplished polls DescribeSnapshots until the snapshot is done.
@@ -252,4 +257,28 @@ func TestLegacySDKGet(t *testing.T) {
 	if err != nil || got.TotalCount != 1 || got.Snapshots.Snapshot[0].SnapshotId != resp.SnapshotId {
 		t.Fatalf("GET DescribeSnapshots: %v %+v", err, got)
 	}
+}
+
+// TestDataDirInUse: a second service on a data directory that one
+// serves refuses to start, and touches nothing; once the first stops,
+// the directory can be served again.
+func TestDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	cfg := app.Config{Listen: "127.0.0.1:0", NBDListen: "127.0.0.1:0", DataDir: dir, ECS: ecs.DefaultConfig(), API: api.DefaultOptions(),
+		AccessKeyID: testKey, AccessKeySecret: testSecret}
+	if a, err := app.Start(context.Background(), cfg); !errors.Is(err, app.ErrDataDirInUse) {
+		if a != nil {
+			a.Close()
+		}
+		t.Fatalf("second service on the same directory: %v", err)
+	}
+	if err := e.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	a.Close()
 }
