@@ -265,7 +265,7 @@ func (s *Service) DeleteSnapshot(ctx context.Context, c ecs.Caller, p param.Valu
 		return nil, wrap(err)
 	}
 	for _, id := range gone {
-		if err := s.core.DataPlane().DeleteSnapshot(ctx, id); err != nil {
+		if err := s.core.DataPlane().DeleteSnapshot(context.WithoutCancel(ctx), id); err != nil {
 			s.log.Error("release snapshot data", "snapshot", id, "err", err)
 		}
 	}

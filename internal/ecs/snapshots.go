@@ -342,10 +342,12 @@ func (s *Service) abandon(accountID, snapID, token string, cause error) {
 // reporter returns the progress callback the engine calls for a snapshot.
 func (s *Service) reporter(accountID, snapID string) func(Progress) {
 	return func(pr Progress) {
+		gone := false
 		err := s.store.Update(context.Background(), func(tx meta.Tx) error {
 			snap, err := tx.GetSnapshot(accountID, snapID)
 			if errors.Is(err, meta.ErrNotFound) {
-				return nil // deleted meanwhile
+				gone = true // deleted meanwhile
+				return nil
 			}
 			if err != nil {
 				return err
@@ -374,6 +376,14 @@ func (s *Service) reporter(accountID, snapID string) func(Progress) {
 		})
 		if err != nil {
 			s.log.Error("record snapshot progress", "snapshot", snapID, "err", err)
+		}
+		if gone && pr.Finished {
+			// DeleteSnapshot released the data before the upload ended
+			// (it may have stored its manifest since, or started only
+			// after the delete): release what it left.
+			if err := s.engine.DeleteSnapshot(context.Background(), snapID); err != nil {
+				s.log.Error("release deleted snapshot's data", "snapshot", snapID, "err", err)
+			}
 		}
 	}
 }

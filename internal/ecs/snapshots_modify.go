@@ -49,7 +49,9 @@ func (s *Service) DeleteSnapshot(ctx context.Context, c Caller, p param.Values) 
 	if err != nil {
 		return nil, wrap(err)
 	}
-	if err := s.engine.DeleteSnapshot(ctx, id); err != nil {
+	// The record is gone: release the data even if the caller hangs up
+	// now (the request's context would stop the release half-way).
+	if err := s.engine.DeleteSnapshot(context.WithoutCancel(ctx), id); err != nil {
 		s.log.Error("release snapshot data", "snapshot", id, "err", err)
 	}
 	return &param.Response{}, nil
@@ -215,7 +217,7 @@ func (s *Service) ExpireSnapshots(ctx context.Context) (int, error) {
 		}
 		for _, snap := range batch {
 			s.log.Info("snapshot retention ended", "snapshot", snap.ID)
-			if err := s.engine.DeleteSnapshot(ctx, snap.ID); err != nil {
+			if err := s.engine.DeleteSnapshot(context.WithoutCancel(ctx), snap.ID); err != nil {
 				s.log.Error("release snapshot data", "snapshot", snap.ID, "err", err)
 			}
 		}
