@@ -28,7 +28,18 @@
 // Flush after the data file is fsynced. So every write acknowledged
 // before a Flush returned survives a crash (kill -9 or power loss), and
 // a write not yet flushed may be lost but never corrupts flushed data of
-// other clusters.
+// other clusters. A Flush records only the clusters gained before its
+// data fsync started (a write landing during it waits for the next
+// Flush), and cuts a partly appended record off the log before it
+// reports the failure.
+//
+// Failures: after a failed fsync Linux may drop the unwritten pages and
+// report later fsyncs as successful, so the layer refuses every later
+// Flush and Seal (ErrFailed). A change of volume.json whose directory
+// fsync failed (atomicfile.ErrNotDurable) may or may not survive a
+// crash: the volume keeps the files of both chains and refuses all I/O.
+// In both cases the volume serves again once opened anew (a restart),
+// from what is durable.
 //
 // On disk (one directory per volume):
 //
