@@ -131,9 +131,12 @@ func invalid(name, reason string) error {
 
 // Batch collects Puts whose durability is settled together, which is much
 // cheaper than one fsync per object on a local disk. Objects put in a batch
-// are invisible (Get, Stat and List do not see them) until Commit returns
-// nil; then they are all durable. After a crash before Commit none of them
-// exists. A Batch is used by one goroutine at a time.
+// are invisible (Get, Stat and List do not see them) until Commit starts,
+// may become visible during Commit, and are all durable once it returns
+// nil. After a crash before Commit none of them exists. So a writer that
+// relies on an object it found but did not write itself (deduplication)
+// must call Sync before it records that reliance durably. A Batch is used
+// by one goroutine at a time.
 type Batch interface {
 	Put(ctx context.Context, name string, data []byte) error
 	// Commit makes every object put so far visible and durable.
@@ -167,6 +170,23 @@ func GetAppend(ctx context.Context, b Backend, name string, buf []byte) ([]byte,
 // Put per object.
 type Batcher interface {
 	NewBatch() Batch
+}
+
+// Syncer is implemented by backends whose batches make objects visible
+// before they are durable.
+type Syncer interface {
+	// Sync makes durable every object that was visible when Sync was
+	// called.
+	Sync(ctx context.Context) error
+}
+
+// Sync is b's Sync when it has one; other backends' visible objects are
+// durable already.
+func Sync(ctx context.Context, b Backend) error {
+	if s, ok := b.(Syncer); ok {
+		return s.Sync(ctx)
+	}
+	return nil
 }
 
 // NewBatch returns b's own Batch when it has one, else a Batch whose Put

@@ -120,6 +120,9 @@ type Batch struct {
 	b    blob.Batch
 	seen map[ID]bool
 	obj  []byte // the last object encoded, its storage reused by the next
+	// found: since the last Commit, a chunk was found stored, possibly
+	// by another batch whose Commit has not made it durable yet.
+	found bool
 }
 
 // NewBatch starts a batch.
@@ -140,6 +143,7 @@ func (b *Batch) Put(ctx context.Context, data []byte) (ID, bool, error) {
 	case err != nil:
 		return id, false, err
 	case has:
+		b.found = true
 		return id, false, nil
 	}
 	b.obj = b.s.codec.encodeInto(b.obj, data) // Put does not retain it
@@ -153,12 +157,19 @@ func (b *Batch) Put(ctx context.Context, data []byte) (ID, bool, error) {
 // Len is the number of chunks written since the last Commit.
 func (b *Batch) Len() int { return len(b.seen) }
 
-// Commit makes the batch's chunks durable and visible.
+// Commit makes durable and visible the batch's chunks, and the chunks it
+// found stored (which another batch may still be committing).
 func (b *Batch) Commit(ctx context.Context) error {
 	if err := b.b.Commit(ctx); err != nil {
 		return fmt.Errorf("chunk: commit: %w", err)
 	}
+	if b.found {
+		if err := blob.Sync(ctx, b.s.b); err != nil {
+			return fmt.Errorf("chunk: commit: %w", err)
+		}
+	}
 	clear(b.seen)
+	b.found = false
 	return nil
 }
 
@@ -166,4 +177,5 @@ func (b *Batch) Commit(ctx context.Context) error {
 func (b *Batch) Abort() {
 	b.b.Abort()
 	clear(b.seen)
+	b.found = false
 }

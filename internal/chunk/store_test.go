@@ -236,3 +236,46 @@ func TestConcurrentPutGet(t *testing.T) {
 		}
 	}
 }
+
+// syncCounter is a backend whose visible objects need Sync to be durable
+// (as the local directory's batches are between their renames and their
+// last flush); it counts the Syncs.
+type syncCounter struct {
+	blob.Backend
+	syncs int
+}
+
+func (s *syncCounter) Sync(context.Context) error { s.syncs++; return nil }
+
+// TestBatchSyncsWhatItFound: a batch that deduplicates against a chunk
+// it did not write (another batch may still be committing it) makes that
+// chunk durable at Commit, before the caller records a manifest naming
+// it; a batch that found nothing stored does not pay for it.
+func TestBatchSyncsWhatItFound(t *testing.T) {
+	ctx := context.Background()
+	back := &syncCounter{Backend: mem.New()}
+	s, err := NewStore(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := s.NewBatch()
+	if _, _, err := other.Put(ctx, random(1, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Commit(ctx); err != nil || back.syncs != 0 {
+		t.Fatalf("commit of new chunks: %v, %d syncs", err, back.syncs)
+	}
+	b := s.NewBatch()
+	if _, written, err := b.Put(ctx, random(1, 4096)); err != nil || written {
+		t.Fatalf("put of a stored chunk: written %v, %v", written, err)
+	}
+	if _, _, err := b.Put(ctx, random(2, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx); err != nil || back.syncs != 1 {
+		t.Fatalf("commit after a dedup hit: %v, %d syncs, want 1", err, back.syncs)
+	}
+	if err := b.Commit(ctx); err != nil || back.syncs != 1 {
+		t.Fatalf("empty commit: %v, %d syncs, want still 1", err, back.syncs)
+	}
+}

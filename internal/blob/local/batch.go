@@ -114,6 +114,21 @@ func (b *batch) Commit(ctx context.Context) error {
 	return nil
 }
 
+var _ blob.Syncer = (*Store)(nil)
+
+// Sync makes durable the objects that batches have renamed into place
+// but whose Commit has not flushed them yet: it waits for a file-system
+// flush that starts after the call (shared with concurrent commits).
+func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.group.sync(s.syncfs); err != nil {
+		return fmt.Errorf("blob/local: sync: %w", err)
+	}
+	return nil
+}
+
 func (b *batch) Abort() {
 	for _, p := range b.files {
 		os.Remove(p.tmp)

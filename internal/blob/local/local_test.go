@@ -313,3 +313,24 @@ func TestGroupSync(t *testing.T) {
 		t.Fatalf("a later good flush still reports %v", err)
 	}
 }
+
+// TestSync: Sync flushes (it is how a deduplicating writer makes objects
+// that another batch renamed into place durable) and honours its context.
+func TestSync(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Sync(done); err == nil {
+		t.Fatal("Sync with a done context succeeded")
+	}
+	before := s.group.finished
+	if err := s.Sync(context.Background()); err != nil || s.group.finished != before+1 {
+		t.Fatalf("Sync: %v, flushes %d -> %d", err, before, s.group.finished)
+	}
+}
