@@ -98,6 +98,9 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 			}
 			if int(size) < snap.DiskSizeGiB {
 				size = int64(snap.DiskSizeGiB)
+				if !diskSizeOK(category, int(size)) {
+					return apierr.SnapshotTooLarge
+				}
 			}
 			return nil
 		})

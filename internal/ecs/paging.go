@@ -26,6 +26,33 @@ type pagingLimits struct {
 
 func parsePaging(p param.Values, lim pagingLimits) (paging, error) {
 	pg := paging{Number: 1, Size: 10}
+	tok := p.String("NextToken")
+	max, hasMax, err := p.Int("MaxResults", apierr.InvalidMaxResults)
+	if err != nil {
+		return pg, err
+	}
+	if tok != "" || hasMax {
+		// Token mode: PageNumber and PageSize are ignored (spec 0.2).
+		pg.token = true
+		size := lim.def
+		if hasMax {
+			size = int(max)
+			if size < lim.min || size > lim.max {
+				if !lim.clamp {
+					return pg, apierr.InvalidMaxResults
+				}
+				size = min(max64(size, lim.min), lim.max)
+			}
+		}
+		off := 0
+		if tok != "" {
+			if off, err = decodeToken(tok); err != nil {
+				return pg, err
+			}
+		}
+		pg.Offset, pg.Limit, pg.Size = off, size, size
+		return pg, nil
+	}
 	if n, ok, err := p.Int("PageNumber", apierr.InvalidPageNumber); err != nil {
 		return pg, err
 	} else if ok {
@@ -43,33 +70,6 @@ func parsePaging(p param.Values, lim pagingLimits) (paging, error) {
 		pg.Size = int(n)
 	}
 	pg.Offset, pg.Limit = (pg.Number-1)*pg.Size, pg.Size
-	tok := p.String("NextToken")
-	max, hasMax, err := p.Int("MaxResults", apierr.InvalidMaxResults)
-	if err != nil {
-		return pg, err
-	}
-	if tok == "" && !hasMax {
-		return pg, nil
-	}
-	pg.token = true
-	size := lim.def
-	if hasMax {
-		size = int(max)
-		if size < lim.min || size > lim.max {
-			if !lim.clamp {
-				return pg, apierr.InvalidMaxResults
-			}
-			size = min(max64(size, lim.min), lim.max)
-		}
-	}
-	off := 0
-	if tok != "" {
-		off, err = decodeToken(tok)
-		if err != nil {
-			return pg, err
-		}
-	}
-	pg.Offset, pg.Limit, pg.Size = off, size, size
 	return pg, nil
 }
 

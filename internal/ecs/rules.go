@@ -67,6 +67,13 @@ func validDescription(s string) bool {
 	return n >= 2 && n <= 256 && !hasHTTPPrefix(s)
 }
 
+// validModifiedDescription is ModifySnapshotAttribute's rule (spec 1.4):
+// empty (cleared) or at most 256 characters, not starting with
+// http(s)://. CreateSnapshot's 2-character minimum does not apply.
+func validModifiedDescription(s string) bool {
+	return utf8.RuneCountInString(s) <= 256 && !hasHTTPPrefix(s)
+}
+
 const (
 	maxTags          = 20
 	maxRetentionDays = 65536

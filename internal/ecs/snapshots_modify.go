@@ -68,7 +68,7 @@ func (s *Service) ModifySnapshotAttribute(ctx context.Context, c Caller, p param
 		return nil, err
 	}
 	desc, hasDesc := p.String("Description"), p.Has("Description")
-	if !validDescription(desc) {
+	if !validModifiedDescription(desc) {
 		return nil, apierr.InvalidDescription
 	}
 	days, err := retentionDays(p)

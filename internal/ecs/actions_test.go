@@ -1,0 +1,123 @@
+package ecs
+
+// Checks of the ECS actions against spec/actions.md (the rules the seeds
+// leave to it), on the service with a recording engine.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snapstack/snapstack/internal/apierr"
+	"github.com/snapstack/snapstack/internal/clock"
+	"github.com/snapstack/snapstack/internal/meta"
+	"github.com/snapstack/snapstack/internal/meta/sqlstore"
+	"github.com/snapstack/snapstack/internal/param"
+)
+
+func reviewService(t *testing.T) (*Service, Caller) {
+	t.Helper()
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	s, err := New(store, &recordingEngine{}, clock.Real{}, DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := s.EnsureRootAccount(context.Background(), "ak-review", "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, Caller{AccountID: acc, AccessKeyID: "ak-review"}
+}
+
+// putSnap stores an accomplished ECS snapshot of diskID.
+func putSnap(t *testing.T, s *Service, c Caller, id, diskID, diskType string, mod func(*meta.Snapshot)) {
+	t.Helper()
+	now := time.Now()
+	snap := &meta.Snapshot{ID: id, AccountID: c.AccountID, RegionID: "cn-hangzhou", Name: "snap", DiskID: diskID,
+		DiskType: diskType, DiskCategory: "cloud_essd", DiskSizeGiB: 40, Status: SnapAccomplished, Category: "standard",
+		Type: "user", Usage: "none", CreatedAt: now, ModifiedAt: now}
+	if mod != nil {
+		mod(snap)
+	}
+	if err := s.store.Update(context.Background(), func(tx meta.Tx) error { return tx.PutSnapshot(snap) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func values(kv ...string) param.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	return param.New(v)
+}
+
+func describeIDs(t *testing.T, s *Service, c Caller, kv ...string) ([]SnapshotItem, error) {
+	t.Helper()
+	out, err := s.DescribeSnapshots(context.Background(), c, values(append([]string{"RegionId", "cn-hangzhou"}, kv...)...))
+	if err != nil {
+		return nil, err
+	}
+	return out.(*DescribeSnapshotsResponse).Snapshots.Snapshot, nil
+}
+
+// actions.md 1.4 / §5: ModifySnapshotAttribute Description is "empty or
+// ≤256, no http(s)" (CreateSnapshot's 2-character minimum does not apply).
+func TestModifySnapshotAttributeDescription(t *testing.T) {
+	s, c := reviewService(t)
+	putSnap(t, s, c, "s-a", "d-a", "data", nil)
+	for _, d := range []string{"x", strings.Repeat("é", 256)} {
+		if _, err := s.ModifySnapshotAttribute(context.Background(), c, values("SnapshotId", "s-a", "Description", d)); err != nil {
+			t.Errorf("Description of %d characters: %v, want success", len([]rune(d)), err)
+		}
+	}
+	for _, d := range []string{strings.Repeat("x", 257), "https://example.com"} {
+		if _, err := s.ModifySnapshotAttribute(context.Background(), c, values("SnapshotId", "s-a", "Description", d)); !errors.Is(err, apierr.InvalidDescription) {
+			t.Errorf("Description %.20q: %v, want InvalidDescription.Malformed", d, err)
+		}
+	}
+}
+
+// actions.md 1.9: CreateDisk lists 403 InvalidSnapshot.TooLarge: the disk
+// grows to the snapshot's size, which must fit the category's range
+// (cloud: 5-2000 GiB).
+func TestCreateDiskSnapshotTooLargeForCategory(t *testing.T) {
+	s, c := reviewService(t)
+	putSnap(t, s, c, "s-big", "d-big", "data", func(sn *meta.Snapshot) { sn.DiskSizeGiB = 3000 })
+	_, err := s.CreateDisk(context.Background(), c, values("RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h",
+		"DiskCategory", "cloud", "SnapshotId", "s-big"))
+	if !errors.Is(err, apierr.SnapshotTooLarge) {
+		t.Errorf("CreateDisk cloud (max 2000 GiB) from a 3000 GiB snapshot: %v, want InvalidSnapshot.TooLarge", err)
+	}
+	if _, err := s.CreateDisk(context.Background(), c, values("RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h",
+		"DiskCategory", "cloud_essd", "SnapshotId", "s-big")); err != nil {
+		t.Errorf("CreateDisk cloud_essd (max 32768 GiB) from a 3000 GiB snapshot: %v", err)
+	}
+}
+
+// actions.md 0.2: with NextToken or MaxResults, PageNumber and PageSize
+// are ignored (not validated either).
+func TestPagingTokenModeIgnoresPageParameters(t *testing.T) {
+	s, c := reviewService(t)
+	for i := range 3 {
+		putSnap(t, s, c, fmt.Sprintf("s-%d", i), "d-a", "data", nil)
+	}
+	got, err := describeIDs(t, s, c, "MaxResults", "2", "PageSize", "500", "PageNumber", "0")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("MaxResults=2 with bad page parameters: %d snapshots, %v", len(got), err)
+	}
+	if _, err := describeIDs(t, s, c, "PageSize", "500"); !errors.Is(err, apierr.InvalidPageSize) {
+		t.Fatalf("PageSize=500 alone: %v, want InvalidPageSize", err)
+	}
+}
