@@ -121,3 +121,29 @@ func TestPagingTokenModeIgnoresPageParameters(t *testing.T) {
 		t.Fatalf("PageSize=500 alone: %v, want InvalidPageSize", err)
 	}
 }
+
+// actions.md 1.9: ClientToken is a CreateDisk parameter (idempotency): a
+// retried CreateDisk returns the first disk, and the token with other
+// parameters is IdempotentParameterMismatch.
+func TestCreateDiskClientToken(t *testing.T) {
+	s, c := reviewService(t)
+	putSnap(t, s, c, "s-a", "d-a", "data", nil)
+	p := values("RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "DiskCategory", "cloud_essd",
+		"SnapshotId", "s-a", "ClientToken", "tok-1")
+	r1, err := s.CreateDisk(context.Background(), c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := s.CreateDisk(context.Background(), c, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := r1.(*CreateDiskResponse).DiskId, r2.(*CreateDiskResponse).DiskId; a != b {
+		t.Errorf("same ClientToken gave two disks %s and %s", a, b)
+	}
+	other := values("RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "DiskCategory", "cloud_essd",
+		"Size", "100", "ClientToken", "tok-1")
+	if _, err := s.CreateDisk(context.Background(), c, other); !errors.Is(err, apierr.IdempotentParameterMismatch) {
+		t.Errorf("same ClientToken, other parameters: %v, want IdempotentParameterMismatch", err)
+	}
+}

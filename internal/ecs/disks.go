@@ -76,9 +76,39 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err != nil {
 		return nil, err
 	}
+	token := p.String("ClientToken")
+	if err := checkClientToken(token); err != nil {
+		return nil, err
+	}
 	if err := dryRun(p); err != nil {
 		return nil, err
 	}
+	if token != "" {
+		hash := paramsHash(reg.ID, zone, category, size, hasSize, snapID, name, desc, multi, tags,
+			p.String("ResourceGroupId"), p.String("PerformanceLevel"))
+		var existing string
+		err := s.store.Update(ctx, func(tx meta.Tx) (err error) {
+			existing, err = s.claimToken(tx, c.AccountID, "CreateDisk", token, hash)
+			return err
+		})
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if existing != "" {
+			return &CreateDiskResponse{DiskId: existing}, nil
+		}
+	}
+	resp, err := s.createDisk(ctx, c, p, reg, zone, category, size, snapID, name, desc, multi, tags, token)
+	if err != nil && token != "" {
+		s.releaseToken(c.AccountID, "CreateDisk", token)
+	}
+	return resp, err
+}
+
+// createDisk is CreateDisk once the request is valid (and its ClientToken,
+// if any, claimed): it settles the token in the disk's commit.
+func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg Region, zone, category string, size int64,
+	snapID, name, desc string, multi bool, tags []meta.Tag, token string) (*CreateDiskResponse, error) {
 	// The disk's data is made before its record is committed (restored
 	// from the snapshot when one is given); a failed commit releases it.
 	id := newID("d", reg.IDCode)
@@ -112,7 +142,7 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 		return nil, apierr.Internal(err)
 	}
 	resp := &CreateDiskResponse{DiskId: id}
-	err = s.store.Update(ctx, func(tx meta.Tx) error {
+	err := s.store.Update(ctx, func(tx meta.Tx) error {
 		rg, err := s.resourceGroup(tx, c, p.String("ResourceGroupId"))
 		if err != nil {
 			return err
@@ -137,6 +167,11 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 				snap.Usage = "disk"
 			}
 			if err := tx.PutSnapshot(snap); err != nil {
+				return err
+			}
+		}
+		if token != "" {
+			if err := settleToken(tx, c.AccountID, "CreateDisk", token, id); err != nil {
 				return err
 			}
 		}

@@ -120,16 +120,8 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, p param.Values) 
 	err = s.store.Update(ctx, func(tx meta.Tx) error {
 		snap, existing, stall = nil, "", false
 		if req.clientToken != "" {
-			tok, err := tx.GetToken(c.AccountID, "CreateSnapshot", req.clientToken)
-			switch {
-			case err == nil && tok.ParamsHash != req.hash():
-				return apierr.IdempotentParameterMismatch
-			case err == nil && tok.ResultID != "":
-				existing = tok.ResultID
-				return nil
-			case err == nil && s.clock.Now().Sub(tok.CreatedAt) < staleToken:
-				return apierr.IdempotentProcessing
-			case err != nil && !errors.Is(err, meta.ErrNotFound):
+			var err error
+			if existing, err = s.claimToken(tx, c.AccountID, "CreateSnapshot", req.clientToken, req.hash()); err != nil || existing != "" {
 				return err
 			}
 		}
@@ -161,14 +153,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, p param.Values) 
 			snap.InstantAccessExpiresAt = now.Add(time.Duration(req.iaRetention) * 24 * time.Hour)
 		}
 		stall = d.SnapshotStall
-		if err := tx.PutSnapshot(snap); err != nil {
-			return err
-		}
-		if req.clientToken != "" {
-			return tx.PutToken(&meta.IdempotencyToken{AccountID: c.AccountID, Action: "CreateSnapshot", Token: req.clientToken,
-				ParamsHash: req.hash(), CreatedAt: now})
-		}
-		return nil
+		return tx.PutSnapshot(snap)
 	})
 	if err != nil {
 		return nil, wrap(err)
@@ -187,12 +172,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, c Caller, p param.Values) 
 	}
 	if req.clientToken != "" {
 		err := s.store.Update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
-			tok, err := tx.GetToken(c.AccountID, "CreateSnapshot", req.clientToken)
-			if err != nil {
-				return err
-			}
-			tok.ResultID = snap.ID
-			return tx.PutToken(tok)
+			return settleToken(tx, c.AccountID, "CreateSnapshot", req.clientToken, snap.ID)
 		})
 		if err != nil {
 			return nil, wrap(err)
