@@ -541,7 +541,10 @@ func (c *conn) read(ex *export, req request) (b []byte, pooled bool) {
 		t0 := time.Now()
 		n, err := ex.dev.ReadAt(buf[hl:], int64(req.offset))
 		noteIO(&c.slowReads, slowRead(int(req.length)), time.Since(t0))
-		if n < int(req.length) {
+		// io.ReaderAt: an error means the read failed, even with n full
+		// (except EOF at the very end); the pooled buffer then holds
+		// stale bytes of another request, which must never be sent.
+		if n < int(req.length) || (err != nil && err != io.EOF) {
 			c.s.bufs.put(buf)
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -34,7 +34,10 @@ func (v *Volume) ReadAt(p []byte, off int64) (int, error) {
 	if err := v.check(off, int64(len(p))); err != nil {
 		return 0, err
 	}
-	return len(p), v.readChain(p, off, len(v.layers))
+	if err := v.readChain(p, off, len(v.layers)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // readChain reads through layers[:top] and the base. Consecutive
