@@ -61,6 +61,10 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	if err := e.writeLocalManifest(diskID, "parent", snapshotID, m); err != nil {
 		return err
 	}
+	// No client of the disk's previous content may still be writing:
+	// the disk is not served (its instance is stopped), but the last
+	// connections may still be finishing their requests.
+	e.DiskOffline(diskID)
 	if err := v.Reset(snapshotID); err != nil {
 		return err
 	}

@@ -272,7 +272,12 @@ func (c *conn) open(name string) (*export, uint32) {
 	// from now on also ends this connection (attach then refuses it).
 	c.s.mu.Lock()
 	c.opening = name
+	draining := c.s.draining[name] > 0
 	c.s.mu.Unlock()
+	if draining {
+		// Its previous connections are still finishing (Disconnect).
+		return nil, repErrShutdwn
+	}
 	dev, ro, release, err := c.s.exports.Open(c.ctx, name)
 	if err == nil && (dev == nil || dev.Size() < 0) {
 		if release != nil {

@@ -136,6 +136,10 @@ type Server struct {
 	lns    map[net.Listener]struct{}
 	conns  map[*conn]struct{}
 	wg     sync.WaitGroup
+	// draining counts the Disconnects under way per export: a new client
+	// of such an export is refused until its old connections are gone,
+	// so that their last requests cannot land after the new owner's.
+	draining map[string]int
 
 	bufs bufPool // request and reply buffers
 }
@@ -254,6 +258,17 @@ func (s *Server) Close() error {
 // affected, so Exports.Open should reject name before Disconnect is called.
 func (s *Server) Disconnect(name string) {
 	s.mu.Lock()
+	if s.draining == nil {
+		s.draining = map[string]int{}
+	}
+	s.draining[name]++
+	defer func() {
+		s.mu.Lock()
+		if s.draining[name]--; s.draining[name] == 0 {
+			delete(s.draining, name)
+		}
+		s.mu.Unlock()
+	}()
 	var cs []*conn
 	for c := range s.conns {
 		// Connections still in the handshake that opened the export are
@@ -274,7 +289,7 @@ func (s *Server) Disconnect(name string) {
 func (s *Server) attach(c *conn, name string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.closing.Load() {
+	if c.closing.Load() || s.draining[name] > 0 {
 		return false
 	}
 	c.nc.SetDeadline(time.Time{})

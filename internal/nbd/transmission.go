@@ -223,6 +223,15 @@ func (c *conn) transmit(ex *export) {
 			c.slots <- struct{}{}
 		}
 		j := job{req: req, payload: payload, cost: cost}
+		if c.closing.Load() {
+			// Shut down (Disconnect) while this request waited for budget
+			// or a slot: it is not executed, so that nothing lands on the
+			// device after Disconnect returned. It was never answered.
+			c.releasePayload(&j)
+			c.bud.release(j.cost)
+			<-c.slots
+			break
+		}
 		if c.inline(req, payload) {
 			c.runInline(ex, j)
 			continue

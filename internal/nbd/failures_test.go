@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/volume"
 )
@@ -67,5 +69,55 @@ func TestReadErrorWithFullCount(t *testing.T) {
 	c.mustDo(cmdWrite, 0, 0, 4096, bytes.Repeat([]byte{7}, 4096))
 	if errno, _ := c.do(cmdRead, 0, 4096, 4096-simpleHdrLen, nil); errno != errIO {
 		t.Fatalf("READ failing with a full count: errno %d, want EIO", errno)
+	}
+}
+
+// TestDisconnectDropsRequestsNotStarted: a request the reader holds when
+// Disconnect starts (here: waiting for a slot while 16 writes are in the
+// device) is not executed, since Disconnect's caller (ResetDisk, another
+// instance attaching the disk) relies on nothing landing after it
+// returns; the requests in flight finish. A new client of the export is
+// refused until Disconnect returns.
+func TestDisconnectDropsRequestsNotStarted(t *testing.T) {
+	ex := newMemExports()
+	dev := ex.add("d", newMemDevice(1<<20), false)
+	gate := make(chan struct{})
+	var entered sync.WaitGroup
+	entered.Add(maxInFlight)
+	dev.writeHook = func() {
+		entered.Done()
+		<-gate
+	}
+	srv, addr := startServer(t, ex)
+	c, _, _ := dialGo(t, addr, "d", false)
+	block := bytes.Repeat([]byte{1}, 4096)
+	for i := range maxInFlight {
+		c.send(cmdWrite, cmdFlagFUA, uint64(i)*4096, 4096, block) // FUA: never inline
+	}
+	entered.Wait() // every slot is taken by a write inside the device
+	c.send(cmdWrite, cmdFlagFUA, uint64(maxInFlight)*4096, 4096, block)
+	time.Sleep(50 * time.Millisecond) // the reader holds it, waiting for a slot
+	done := make(chan struct{})
+	go func() {
+		srv.Disconnect("d")
+		close(done)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	// A new client while the old connection finishes: refused.
+	c2 := dial(t, addr)
+	if _, _, _, rep := c2.infoGo(optGo, "d"); rep != repErrShutdwn {
+		t.Errorf("GO during Disconnect: reply %#x, want NBD_REP_ERR_SHUTDOWN", rep)
+	}
+	close(gate)
+	<-done
+	dev.mu.Lock()
+	defer dev.mu.Unlock()
+	for i := range maxInFlight {
+		if dev.data[i*4096] != 1 {
+			t.Fatalf("write %d, in flight at Disconnect, was not finished", i)
+		}
+	}
+	if dev.data[maxInFlight*4096] != 0 {
+		t.Fatal("a write not started when Disconnect began landed on the device")
 	}
 }
