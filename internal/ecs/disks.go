@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/apierr"
 	"github.com/snapstack/snapstack/internal/meta"
@@ -121,9 +122,7 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg 
 			if err != nil {
 				return err
 			}
-			// An instant-access snapshot can be used before its upload
-			// is done (its data is still local).
-			if snap.Status != SnapAccomplished && !(snap.Status == SnapProgressing && instantAccess(snap, s.clock.Now())) {
+			if !snapshotRestorable(snap, s.clock.Now()) {
 				return apierr.SnapshotNotReady
 			}
 			if int(size) < snap.DiskSizeGiB {
@@ -153,22 +152,10 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg 
 			Type: "data", SizeGiB: int(size), ResourceGroupID: rg, Status: DiskCreating, TargetStatus: DiskAvailable,
 			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, MultiAttach: multi, CreatedAt: now, Tags: tags}
 		if snapID != "" {
-			snap, err := tx.GetSnapshot(c.AccountID, snapID)
-			if errors.Is(err, meta.ErrNotFound) {
-				return apierr.SnapshotNotFound // deleted meanwhile
-			}
-			if err != nil {
+			if err := useSnapshotForDisk(tx, c.AccountID, snapID, apierr.SnapshotNotFound); err != nil {
 				return err
 			}
-			d.SourceSnapshotID = snap.ID
-			if snap.Usage == "image" {
-				snap.Usage = "image_disk"
-			} else if snap.Usage == "" || snap.Usage == "none" {
-				snap.Usage = "disk"
-			}
-			if err := tx.PutSnapshot(snap); err != nil {
-				return err
-			}
+			d.SourceSnapshotID = snapID
 		}
 		if token != "" {
 			if err := settleToken(tx, c.AccountID, "CreateDisk", token, id); err != nil {
@@ -182,6 +169,33 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg 
 		return nil, wrap(err)
 	}
 	return resp, nil
+}
+
+// snapshotRestorable reports whether a new disk may be made from snap: it
+// is accomplished, or its instant access makes it usable before its
+// upload is done (its data is still local).
+func snapshotRestorable(snap *meta.Snapshot, now time.Time) bool {
+	return snap.Status == SnapAccomplished || (snap.Status == SnapProgressing && instantAccess(snap, now))
+}
+
+// useSnapshotForDisk records in tx that a disk was made from snapshot id
+// (Usage none -> disk, image -> image_disk); gone is the error when the
+// snapshot was deleted meanwhile.
+func useSnapshotForDisk(tx meta.Tx, accountID, id string, gone *apierr.Error) error {
+	snap, err := tx.GetSnapshot(accountID, id)
+	if errors.Is(err, meta.ErrNotFound) {
+		return gone
+	}
+	if err != nil {
+		return err
+	}
+	switch snap.Usage {
+	case "image":
+		snap.Usage = "image_disk"
+	case "", "none":
+		snap.Usage = "disk"
+	}
+	return tx.PutSnapshot(snap)
 }
 
 // AttachDisk attaches an Available data disk to an instance in its zone.

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -26,6 +27,7 @@ type diskSpec struct {
 	category, name, description, perfLevel string
 	size                                   int
 	deleteWithInstance                     bool
+	snapshotID                             string // restore from this snapshot
 }
 
 func diskSizeOK(category string, size int) bool {
@@ -109,12 +111,14 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 		if v, ok := e.Get("DeleteWithInstance"); ok {
 			d.deleteWithInstance = strings.EqualFold(v, "true")
 		}
-		if e.Fields["SnapshotId"] != "" {
-			return nil, apierr.InvalidParameter("DataDisk.N.SnapshotId", "Creating data disks from snapshots in RunInstances is not supported yet; use CreateDisk with SnapshotId.")
-		}
+		// With SnapshotId, Size may be left out: the disk takes the
+		// snapshot's size (or Size, when larger; checked below).
+		d.snapshotID = e.Fields["SnapshotId"]
 		var n int
-		if _, err := fmt.Sscanf(e.Fields["Size"], "%d", &n); err != nil || !diskSizeOK(d.category, n) {
-			return nil, apierr.InvalidDataDiskSize
+		if size, ok := e.Get("Size"); ok || d.snapshotID == "" {
+			if _, err := fmt.Sscanf(size, "%d", &n); err != nil || !diskSizeOK(d.category, n) {
+				return nil, apierr.InvalidDataDiskSize
+			}
 		}
 		d.size = n
 		if (d.name != "" && !validName(d.name, true)) || !validDescription(d.description) {
@@ -128,6 +132,9 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 	}
 	if p.String("ImageId") != "" && !strings.Contains(imageID, "_") && !strings.HasPrefix(imageID, "m-") {
 		return nil, apierr.InvalidImageID
+	}
+	if err := s.dataDiskSnapshots(ctx, c, reg, data); err != nil {
+		return nil, err
 	}
 	if dry, _, _ := p.Bool("DryRun", apierr.InvalidParameter("DryRun", "")); dry {
 		return nil, apierr.DryRunOperation
@@ -150,7 +157,7 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 		plan[i].id = newID("i", reg.IDCode)
 		for _, spec := range specs {
 			did := newID("d", reg.IDCode)
-			if err := s.engine.CreateDisk(ctx, did, int64(spec.size)<<30, ""); err != nil {
+			if err := s.engine.CreateDisk(ctx, did, int64(spec.size)<<30, spec.snapshotID); err != nil {
 				release()
 				return nil, apierr.Internal(err)
 			}
@@ -189,6 +196,12 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 					Type: typ, SizeGiB: spec.size, ResourceGroupID: rg, Status: DiskInUse, InstanceID: id, Device: deviceName(j),
 					Portable: typ == "data", DeleteWithInstance: spec.deleteWithInstance, DeleteAutoSnapshot: true,
 					EverAttached: true, ImageID: imageIfSystem(typ, imageID), CreatedAt: now, AttachedAt: now, Tags: tags}
+				if spec.snapshotID != "" {
+					if err := useSnapshotForDisk(tx, c.AccountID, spec.snapshotID, apierr.DataDiskSnapshotNotFound); err != nil {
+						return err
+					}
+					d.SourceSnapshotID = spec.snapshotID
+				}
 				if err := tx.PutDisk(d); err != nil {
 					return err
 				}
@@ -202,6 +215,37 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 		return nil, wrap(err)
 	}
 	return resp, nil
+}
+
+// dataDiskSnapshots checks the snapshots that data disks restore from
+// (as CreateDisk does: the account's, in the region, ready) and sizes
+// those disks: the snapshot's size, or the requested one when larger,
+// within the category's range.
+func (s *Service) dataDiskSnapshots(ctx context.Context, c Caller, reg Region, data []diskSpec) error {
+	err := s.store.View(ctx, func(tx meta.Tx) error {
+		for i := range data {
+			d := &data[i]
+			if d.snapshotID == "" {
+				continue
+			}
+			snap, err := tx.GetSnapshot(c.AccountID, d.snapshotID)
+			if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != reg.ID) {
+				return apierr.DataDiskSnapshotNotFound
+			}
+			if err != nil {
+				return err
+			}
+			if !snapshotRestorable(snap, s.clock.Now()) {
+				return apierr.SnapshotNotReady
+			}
+			d.size = max(d.size, snap.DiskSizeGiB)
+			if !diskSizeOK(d.category, d.size) {
+				return apierr.InvalidDataDiskSize
+			}
+		}
+		return nil
+	})
+	return wrap(err)
 }
 
 func perfLevel(d diskSpec) string {

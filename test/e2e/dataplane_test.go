@@ -145,6 +145,37 @@ func TestDataPlaneSnapshotResetAndClone(t *testing.T) {
 	if got := e.dump(clone); got != before {
 		t.Fatal("disk created from the snapshot differs")
 	}
+
+	// A new instance whose data disk is made from the snapshot (Size left
+	// out: the snapshot's size).
+	ri, err := tc.RunInstances(&ecs4.RunInstancesRequest{RegionId: tea.String("cn-hangzhou"), ZoneId: tea.String("cn-hangzhou-i"),
+		ImageId: tea.String("ubuntu_22_04_x64_20G_alibase_20240101.vhd"), InstanceType: tea.String("ecs.g7.large"),
+		DataDisk: []*ecs4.RunInstancesRequestDataDisk{{SnapshotId: tea.String(sid), Category: tea.String("cloud_auto")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst2 := tea.StringValue(ri.Body.InstanceIdSets.InstanceIdSet[0])
+	dd, err := tc.DescribeDisks(&ecs4.DescribeDisksRequest{RegionId: tea.String("cn-hangzhou"), InstanceId: tea.String(inst2), DiskType: tea.String("data")})
+	if err != nil || len(dd.Body.Disks.Disk) != 1 {
+		t.Fatalf("data disk of %s: %v", inst2, err)
+	}
+	restored := dd.Body.Disks.Disk[0]
+	if tea.StringValue(restored.SourceSnapshotId) != sid || tea.Int32Value(restored.Size) != 1 {
+		t.Fatalf("RunInstances data disk: source %q, size %d", tea.StringValue(restored.SourceSnapshotId), tea.Int32Value(restored.Size))
+	}
+	e.waitStatus(inst2, "Running")
+	if got := e.dump(tea.StringValue(restored.DiskId)); got != before {
+		t.Fatal("RunInstances data disk made from the snapshot differs")
+	}
+	_, err = tc.RunInstances(&ecs4.RunInstancesRequest{RegionId: tea.String("cn-hangzhou"), ZoneId: tea.String("cn-hangzhou-i"),
+		ImageId: tea.String("ubuntu_22_04_x64_20G_alibase_20240101.vhd"), InstanceType: tea.String("ecs.g7.large"),
+		DataDisk: []*ecs4.RunInstancesRequestDataDisk{{SnapshotId: tea.String("s-doesnotexist"), Category: tea.String("cloud_auto")}}})
+	wantTeaError(t, err, 404, "InvalidDataDiskSnapshotId.NotFound")
+	ds, err := tc.DescribeSnapshots(&ecs4.DescribeSnapshotsRequest{RegionId: tea.String("cn-hangzhou"), SnapshotIds: tea.String(`["` + sid + `"]`)})
+	if err != nil || len(ds.Body.Snapshots.Snapshot) != 1 || tea.StringValue(ds.Body.Snapshots.Snapshot[0].Usage) != "disk" {
+		t.Fatalf("snapshot usage after restores: %v %+v", err, ds)
+	}
+
 	// The snapshot's stored data verifies.
 	e.verify(sid)
 }
