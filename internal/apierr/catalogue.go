@@ -115,6 +115,7 @@ var (
 	DiskStillAttached        = New("DiskStillAttached", 403, "The specified disk is still attached to an instance.")
 	DiskDeletingCreatingSnap = New("DiskCreatingSnapshot", 403, "The specified disk is creating snapshot.")
 	SnapshotNotDataDisk      = New("InvalidSnapshotId.NotDataDiskSnapshot", 403, "The specified snapshot is system disk snapshot.")
+	SnapshotLinkNotFound     = New("InvalidSnapshotLinkId.NotFound", 404, "The specified SnapshotLinkId does not exist.")
 	DataDiskSnapshotNotFound = New("InvalidDataDiskSnapshotId.NotFound", 404, "The specified DataDisk.n.SnapshotId does not exist.")
 	SnapshotTooLarge         = New("InvalidSnapshot.TooLarge", 403, "The capacity of snapshot exceeds the size limit of the specified disk category or the specified category is not authorized.")
 	InvalidOperationLock     = New("InvalidLockReason.NotFound", 404, "The specified LockReason is not valid.")

@@ -147,3 +147,44 @@ func TestCreateDiskClientToken(t *testing.T) {
 		t.Errorf("same ClientToken, other parameters: %v, want IdempotentParameterMismatch", err)
 	}
 }
+
+// actions.md 1.2: DescribeSnapshots filters by SnapshotLinkId (AND with the
+// others); an unknown one is 404 InvalidSnapshotLinkId.NotFound.
+func TestDescribeSnapshotsSnapshotLinkIdFilter(t *testing.T) {
+	s, c := reviewService(t)
+	putSnap(t, s, c, "s-a", "d-a", "data", nil)
+	putSnap(t, s, c, "s-b", "d-b", "data", nil)
+	all, err := describeIDs(t, s, c, "SnapshotIds", `["s-a"]`)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("setup: %v %v", all, err)
+	}
+	link := all[0].SnapshotLinkId
+	got, err := describeIDs(t, s, c, "SnapshotLinkId", link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SnapshotId != "s-a" {
+		t.Errorf("SnapshotLinkId=%s returned %d snapshots, want only s-a", link, len(got))
+	}
+	got, err = describeIDs(t, s, c, "SnapshotLinkId", link, "DiskId", "d-b")
+	if err != nil || len(got) != 0 {
+		t.Errorf("SnapshotLinkId of d-a and DiskId d-b: %d snapshots, %v; want none", len(got), err)
+	}
+	if _, err = describeIDs(t, s, c, "SnapshotLinkId", "sl-doesnotexist"); !errors.Is(err, apierr.SnapshotLinkNotFound) {
+		t.Errorf("unknown SnapshotLinkId: %v, want InvalidSnapshotLinkId.NotFound", err)
+	}
+}
+
+// actions.md 1.2: KMSKeyId is a DescribeSnapshots filter.
+func TestDescribeSnapshotsKMSKeyIdFilter(t *testing.T) {
+	s, c := reviewService(t)
+	putSnap(t, s, c, "s-a", "d-a", "data", func(sn *meta.Snapshot) { sn.Encrypted, sn.KMSKeyID = true, "key-1" })
+	putSnap(t, s, c, "s-b", "d-b", "data", nil)
+	got, err := describeIDs(t, s, c, "KMSKeyId", "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Errorf("KMSKeyId=key-1 returned %d snapshots, want 1", len(got))
+	}
+}

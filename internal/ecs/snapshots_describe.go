@@ -64,7 +64,8 @@ func (s *Service) DescribeSnapshots(ctx context.Context, c Caller, p param.Value
 		return nil, err
 	}
 	f := meta.SnapshotFilter{AccountID: c.AccountID, RegionID: reg.ID, DiskID: p.String("DiskId"), InstanceID: p.String("InstanceId"),
-		Name: p.String("SnapshotName"), ResourceGroupID: p.String("ResourceGroupId")}
+		Name: p.String("SnapshotName"), ResourceGroupID: p.String("ResourceGroupId"), KMSKeyID: p.String("KMSKeyId")}
+	link := p.String("SnapshotLinkId")
 	ids, _, err := p.JSONList("SnapshotIds", apierr.InvalidSnapshotIDs)
 	if err != nil {
 		return nil, err
@@ -147,6 +148,23 @@ func (s *Service) DescribeSnapshots(ctx context.Context, c Caller, p param.Value
 	resp := &DescribeSnapshotsResponse{PageNumber: pg.Number, PageSize: pg.Size}
 	resp.Snapshots.Snapshot = []SnapshotItem{}
 	err = s.store.View(ctx, func(tx meta.Tx) error {
+		if link != "" {
+			// A snapshot link is the chain of one disk's snapshots; its
+			// ID is derived from the disk's, so the disks are searched.
+			disks, err := tx.SnapshotDiskIDs(c.AccountID, f.Product, reg.ID)
+			if err != nil {
+				return err
+			}
+			f.DiskIDs = []string{}
+			for _, d := range disks {
+				if snapshotLinkID(reg, d) == link {
+					f.DiskIDs = append(f.DiskIDs, d)
+				}
+			}
+			if len(f.DiskIDs) == 0 {
+				return apierr.SnapshotLinkNotFound
+			}
+		}
 		list, total, err := tx.ListSnapshots(f)
 		if err != nil {
 			return err
@@ -174,7 +192,6 @@ func parseFilterTime(v string) (time.Time, error) {
 
 func (s *Service) snapshotItem(snap *meta.Snapshot) SnapshotItem {
 	ia := instantAccess(snap, s.clock.Now())
-	link := sha256.Sum256([]byte(snap.DiskID))
 	sn := sha256.Sum256([]byte(snap.ID))
 	it := SnapshotItem{SnapshotId: snap.ID, SnapshotName: snap.Name, Description: snap.Description, Status: snap.Status,
 		Progress: progressString(snap), CreationTime: timeStr(snap.CreatedAt), LastModifiedTime: timeStr(snap.ModifiedAt),
@@ -184,12 +201,18 @@ func (s *Service) snapshotItem(snap *meta.Snapshot) SnapshotItem {
 		InstantAccess: ia, InstantAccessRetentionDays: snap.InstantAccessRetentionDays,
 		Category: snap.Category, Encrypted: snap.Encrypted, KMSKeyId: snap.KMSKeyID, RegionId: snap.RegionID,
 		ResourceGroupId: snap.ResourceGroupID, SnapshotSN: "64" + hex.EncodeToString(sn[:6]),
-		SnapshotLinkId: "sl-" + s.regions[snap.RegionID].IDCode + hex.EncodeToString(link[:9]), Tags: tagSet(snap.Tags)}
+		SnapshotLinkId: snapshotLinkID(s.regions[snap.RegionID], snap.DiskID), Tags: tagSet(snap.Tags)}
 	if snap.Status == SnapProgressing && snap.ProgressDone > 0 && snap.ProgressTotal > snap.ProgressDone {
 		elapsed := s.clock.Now().Sub(snap.CreatedAt).Seconds()
 		it.RemainTime = int(elapsed * float64(snap.ProgressTotal-snap.ProgressDone) / float64(snap.ProgressDone))
 	}
 	return it
+}
+
+// snapshotLinkID is the ID of the snapshot link (chain) of a disk.
+func snapshotLinkID(reg Region, diskID string) string {
+	h := sha256.Sum256([]byte(diskID))
+	return "sl-" + reg.IDCode + hex.EncodeToString(h[:9])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

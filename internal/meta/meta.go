@@ -70,6 +70,10 @@ type Tx interface {
 	PutSnapshot(s *Snapshot) error
 	DeleteSnapshot(accountID, id string) error
 	ListSnapshots(f SnapshotFilter) ([]*Snapshot, int, error)
+	// SnapshotDiskIDs returns the distinct source disks of an account's
+	// snapshots of one product in one region (regionID "" for all),
+	// sorted.
+	SnapshotDiskIDs(accountID, product, regionID string) ([]string, error)
 	// ExpiredSnapshots returns snapshots of every account whose retention
 	// ends at or before now (ExpiresAt set and <= now), oldest first.
 	ExpiredSnapshots(now time.Time, limit int) ([]*Snapshot, error)

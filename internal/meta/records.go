@@ -166,9 +166,13 @@ type SnapshotFilter struct {
 	Usage           string
 	ResourceGroupID string
 	Encrypted       *bool
-	CreatedAfter    time.Time
-	CreatedBefore   time.Time
-	Tags            []TagFilter
+	KMSKeyID        string
+	// DiskIDs, when not nil, selects snapshots of these disks only (an
+	// empty list selects none).
+	DiskIDs       []string
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+	Tags          []TagFilter
 	Page
 }
 

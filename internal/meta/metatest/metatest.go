@@ -225,6 +225,12 @@ func testSnapshots(t *testing.T, s meta.Store) {
 				sn.Status, sn.DiskID = "progressing", "d-2"
 				sn.Tags = []meta.Tag{{Key: "k", Value: "v"}}
 			}
+			if i%8 == 0 {
+				sn.Encrypted, sn.KMSKeyID = true, "key-1"
+			}
+			if i == 24 {
+				sn.DiskID, sn.RegionID = "d-3", "cn-beijing"
+			}
 			if err := tx.PutSnapshot(sn); err != nil {
 				return err
 			}
@@ -254,6 +260,29 @@ func testSnapshots(t *testing.T, s meta.Store) {
 		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc2"})
 		if n != 0 {
 			t.Errorf("other account sees %d", n)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", KMSKeyID: "key-1"})
+		if n != 4 {
+			t.Errorf("KMS key: %d, want 4", n)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", DiskIDs: []string{"d-2", "d-3"}})
+		if n != 6 {
+			t.Errorf("disk list: %d, want 6", n)
+		}
+		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", DiskIDs: []string{}})
+		if n != 0 {
+			t.Errorf("empty disk list: %d, want 0", n)
+		}
+		ids, err := tx.SnapshotDiskIDs("acc1", "", "cn-hangzhou")
+		if err != nil || fmt.Sprint(ids) != "[d-1 d-2]" {
+			t.Errorf("source disks in a region: %v %v", ids, err)
+		}
+		ids, _ = tx.SnapshotDiskIDs("acc1", "", "")
+		if fmt.Sprint(ids) != "[d-1 d-2 d-3]" {
+			t.Errorf("source disks: %v", ids)
+		}
+		if ids, _ = tx.SnapshotDiskIDs("acc1", "ecd", ""); len(ids) != 0 {
+			t.Errorf("source disks of another product: %v", ids)
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"strings"
 	"time"
 
 	"github.com/snapstack/snapstack/internal/meta"
@@ -124,8 +125,8 @@ func (x *tx) GetSnapshot(accountID, id string) (*meta.Snapshot, error) {
 
 func (x *tx) PutSnapshot(s *meta.Snapshot) error {
 	err := x.upsert("snapshots",
-		[]string{"id", "account_id", "product", "region_id", "disk_id", "instance_id", "name", "status", "type", "disk_type", "category", "usage", "resource_group_id", "encrypted", "created_at", "expires_at"},
-		[]any{s.ID, s.AccountID, s.Product, s.RegionID, s.DiskID, s.InstanceID, s.Name, s.Status, s.Type, s.DiskType, s.Category, s.Usage, s.ResourceGroupID, b2i(s.Encrypted), nanos(s.CreatedAt), nanos(s.ExpiresAt)}, s)
+		[]string{"id", "account_id", "product", "region_id", "disk_id", "instance_id", "name", "status", "type", "disk_type", "category", "usage", "resource_group_id", "encrypted", "kms_key_id", "created_at", "expires_at"},
+		[]any{s.ID, s.AccountID, s.Product, s.RegionID, s.DiskID, s.InstanceID, s.Name, s.Status, s.Type, s.DiskType, s.Category, s.Usage, s.ResourceGroupID, b2i(s.Encrypted), s.KMSKeyID, nanos(s.CreatedAt), nanos(s.ExpiresAt)}, s)
 	if err != nil {
 		return err
 	}
@@ -154,6 +155,8 @@ func (x *tx) ListSnapshots(f meta.SnapshotFilter) ([]*meta.Snapshot, int, error)
 	if f.Encrypted != nil {
 		w.add("encrypted = ?", b2i(*f.Encrypted))
 	}
+	w.eq("kms_key_id", f.KMSKeyID)
+	w.in("disk_id", f.DiskIDs)
 	if !f.CreatedAfter.IsZero() {
 		w.add("created_at >= ?", nanos(f.CreatedAfter))
 	}
@@ -162,6 +165,31 @@ func (x *tx) ListSnapshots(f meta.SnapshotFilter) ([]*meta.Snapshot, int, error)
 	}
 	w.tags("snapshots.id", f.Tags)
 	return page[meta.Snapshot](x, "snapshots", w, f.Page)
+}
+
+func (x *tx) SnapshotDiskIDs(accountID, product, regionID string) ([]string, error) {
+	w := &where{}
+	w.eq("account_id", accountID)
+	w.product(product)
+	w.eq("region_id", regionID)
+	q := "SELECT DISTINCT disk_id FROM snapshots"
+	if len(w.conds) > 0 {
+		q += " WHERE " + strings.Join(w.conds, " AND ")
+	}
+	rows, err := x.t.QueryContext(x.ctx, q+" ORDER BY disk_id", w.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 func (x *tx) ExpiredSnapshots(now time.Time, limit int) ([]*meta.Snapshot, error) {
