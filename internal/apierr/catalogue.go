@@ -117,6 +117,7 @@ var (
 	SnapshotNotDataDisk      = New("InvalidSnapshotId.NotDataDiskSnapshot", 403, "The specified snapshot is system disk snapshot.")
 	SnapshotLinkNotFound     = New("InvalidSnapshotLinkId.NotFound", 404, "The specified SnapshotLinkId does not exist.")
 	DataDiskSnapshotNotFound = New("InvalidDataDiskSnapshotId.NotFound", 404, "The specified DataDisk.n.SnapshotId does not exist.")
+	KMSKeyNotMatchSnapshot   = New("InvalidKmsKeyId.NotMatchSnapshot", 400, "The specified KMSKeyId does not match the key of the snapshot.")
 	SnapshotTooLarge         = New("InvalidSnapshot.TooLarge", 403, "The capacity of snapshot exceeds the size limit of the specified disk category or the specified category is not authorized.")
 	InvalidOperationLock     = New("InvalidLockReason.NotFound", 404, "The specified LockReason is not valid.")
 )

@@ -188,3 +188,36 @@ func TestDescribeSnapshotsKMSKeyIdFilter(t *testing.T) {
 		t.Errorf("KMSKeyId=key-1 returned %d snapshots, want 1", len(got))
 	}
 }
+
+// actions.md 1.9: Encrypted and KMSKeyId. A disk made from an encrypted
+// snapshot is encrypted with the snapshot's key (another key is
+// InvalidKmsKeyId.NotMatchSnapshot); Encrypted=true encrypts a new disk.
+func TestCreateDiskEncryption(t *testing.T) {
+	s, c := reviewService(t)
+	putSnap(t, s, c, "s-enc", "d-a", "data", func(sn *meta.Snapshot) { sn.Encrypted, sn.KMSKeyID = true, "key-1" })
+	disk := func(kv ...string) (*meta.Disk, error) {
+		out, err := s.CreateDisk(context.Background(), c, values(append([]string{"RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h",
+			"DiskCategory", "cloud_essd"}, kv...)...))
+		if err != nil {
+			return nil, err
+		}
+		var d *meta.Disk
+		err = s.store.View(context.Background(), func(tx meta.Tx) (err error) {
+			d, err = tx.GetDisk(c.AccountID, out.(*CreateDiskResponse).DiskId)
+			return err
+		})
+		return d, err
+	}
+	if d, err := disk("SnapshotId", "s-enc"); err != nil || !d.Encrypted || d.KMSKeyID != "key-1" {
+		t.Errorf("disk from an encrypted snapshot: %+v, %v", d, err)
+	}
+	if _, err := disk("SnapshotId", "s-enc", "KMSKeyId", "key-2"); !errors.Is(err, apierr.KMSKeyNotMatchSnapshot) {
+		t.Errorf("another key: %v, want InvalidKmsKeyId.NotMatchSnapshot", err)
+	}
+	if d, err := disk("Size", "20", "Encrypted", "true", "KMSKeyId", "key-3"); err != nil || !d.Encrypted || d.KMSKeyID != "key-3" {
+		t.Errorf("Encrypted=true: %+v, %v", d, err)
+	}
+	if d, err := disk("Size", "20"); err != nil || d.Encrypted {
+		t.Errorf("plain disk: %+v, %v", d, err)
+	}
+}

@@ -77,6 +77,10 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err != nil {
 		return nil, err
 	}
+	encrypted, _, err := p.Bool("Encrypted", apierr.InvalidParameter("Encrypted", "Valid values: true, false."))
+	if err != nil {
+		return nil, err
+	}
 	token := p.String("ClientToken")
 	if err := checkClientToken(token); err != nil {
 		return nil, err
@@ -84,9 +88,11 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err := dryRun(p); err != nil {
 		return nil, err
 	}
+	r := &diskRequest{reg: reg, zone: zone, category: category, size: size, snapID: snapID, name: name, desc: desc,
+		multi: multi, tags: tags, encrypted: encrypted, kmsKeyID: p.String("KMSKeyId"), token: token}
 	if token != "" {
 		hash := paramsHash(reg.ID, zone, category, size, hasSize, snapID, name, desc, multi, tags,
-			p.String("ResourceGroupId"), p.String("PerformanceLevel"))
+			p.String("ResourceGroupId"), p.String("PerformanceLevel"), encrypted, r.kmsKeyID)
 		var existing string
 		err := s.store.Update(ctx, func(tx meta.Tx) (err error) {
 			existing, err = s.claimToken(tx, c.AccountID, "CreateDisk", token, hash)
@@ -99,17 +105,29 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 			return &CreateDiskResponse{DiskId: existing}, nil
 		}
 	}
-	resp, err := s.createDisk(ctx, c, p, reg, zone, category, size, snapID, name, desc, multi, tags, token)
+	resp, err := s.createDisk(ctx, c, p, r)
 	if err != nil && token != "" {
 		s.releaseToken(c.AccountID, "CreateDisk", token)
 	}
 	return resp, err
 }
 
+// diskRequest is a valid CreateDisk request.
+type diskRequest struct {
+	reg                    Region
+	zone, category, snapID string
+	size                   int64 // GiB
+	name, desc             string
+	multi                  bool
+	tags                   []meta.Tag
+	encrypted              bool
+	kmsKeyID, token        string
+}
+
 // createDisk is CreateDisk once the request is valid (and its ClientToken,
 // if any, claimed): it settles the token in the disk's commit.
-func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg Region, zone, category string, size int64,
-	snapID, name, desc string, multi bool, tags []meta.Tag, token string) (*CreateDiskResponse, error) {
+func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, r *diskRequest) (*CreateDiskResponse, error) {
+	reg, zone, category, size, snapID := r.reg, r.zone, r.category, r.size, r.snapID
 	// The disk's data is made before its record is committed (restored
 	// from the snapshot when one is given); a failed commit releases it.
 	id := newID("d", reg.IDCode)
@@ -124,6 +142,14 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg 
 			}
 			if !snapshotRestorable(snap, s.clock.Now()) {
 				return apierr.SnapshotNotReady
+			}
+			// A disk made from an encrypted snapshot is encrypted with
+			// the snapshot's key.
+			if snap.Encrypted {
+				if r.kmsKeyID != "" && r.kmsKeyID != snap.KMSKeyID {
+					return apierr.KMSKeyNotMatchSnapshot
+				}
+				r.encrypted, r.kmsKeyID = true, snap.KMSKeyID
 			}
 			if int(size) < snap.DiskSizeGiB {
 				size = int64(snap.DiskSizeGiB)
@@ -147,18 +173,21 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, reg 
 			return err
 		}
 		now := s.clock.Now()
-		d := &meta.Disk{ID: id, AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone, Name: name,
-			Description: desc, Category: category, PerformanceLevel: perfLevel(diskSpec{category: category, perfLevel: p.String("PerformanceLevel")}),
+		d := &meta.Disk{ID: id, AccountID: c.AccountID, RegionID: reg.ID, ZoneID: zone, Name: r.name,
+			Description: r.desc, Category: category, PerformanceLevel: perfLevel(diskSpec{category: category, perfLevel: p.String("PerformanceLevel")}),
 			Type: "data", SizeGiB: int(size), ResourceGroupID: rg, Status: DiskCreating, TargetStatus: DiskAvailable,
-			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, MultiAttach: multi, CreatedAt: now, Tags: tags}
+			SettleAt: s.transition(now), Portable: true, DeleteAutoSnapshot: true, MultiAttach: r.multi, CreatedAt: now, Tags: r.tags}
+		if r.encrypted {
+			d.Encrypted, d.KMSKeyID = true, r.kmsKeyID
+		}
 		if snapID != "" {
 			if err := useSnapshotForDisk(tx, c.AccountID, snapID, apierr.SnapshotNotFound); err != nil {
 				return err
 			}
 			d.SourceSnapshotID = snapID
 		}
-		if token != "" {
-			if err := settleToken(tx, c.AccountID, "CreateDisk", token, id); err != nil {
+		if r.token != "" {
+			if err := settleToken(tx, c.AccountID, "CreateDisk", r.token, id); err != nil {
 				return err
 			}
 		}
