@@ -21,6 +21,16 @@ func bufClass(n int) int {
 	return bits.Len(uint(n-1)) - minBufShift
 }
 
+// size is the memory a buffer of length n from get holds (its size
+// class), which budgets count.
+func (p *bufPool) size(n int) int {
+	c := bufClass(n)
+	if c >= len(p.classes) {
+		return n
+	}
+	return 1 << (c + minBufShift)
+}
+
 // get returns a buffer of length n (contents undefined).
 func (p *bufPool) get(n int) []byte {
 	c := bufClass(n)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,5 +120,41 @@ func TestDisconnectDropsRequestsNotStarted(t *testing.T) {
 	}
 	if dev.data[maxInFlight*4096] != 0 {
 		t.Fatal("a write not started when Disconnect began landed on the device")
+	}
+}
+
+// countingDevice counts reads.
+type countingDevice struct {
+	*memDevice
+	reads atomic.Int64
+}
+
+func (d *countingDevice) ReadAt(p []byte, off int64) (int, error) {
+	d.reads.Add(1)
+	return d.memDevice.ReadAt(p, off)
+}
+
+// TestBudgetCountsBufferMemory: a connection's budget counts the memory
+// its buffers hold, not the bytes requested. A 32 MiB READ's reply buffer
+// (header included) takes the 64 MiB size class, so a second one waits
+// until the first reply is sent; counted by length, both were held at
+// once (128 MiB for a client that does not read its replies).
+func TestBudgetCountsBufferMemory(t *testing.T) {
+	dev := &countingDevice{memDevice: newMemDevice(64 << 20)}
+	_, addr := startServer(t, oneExport{dev})
+	c, _, _ := dialGo(t, addr, "d", false)
+	c.send(cmdRead, 0, 0, 32<<20, nil)
+	c.send(cmdRead, 0, 32<<20, 32<<20, nil)
+	time.Sleep(200 * time.Millisecond)
+	if n := dev.reads.Load(); n != 1 {
+		t.Fatalf("%d reads executed while the first reply was unread, want 1", n)
+	}
+	for range 2 {
+		if _, errno, _ := c.recv(32<<20, 0); errno != 0 {
+			t.Fatalf("errno %d", errno)
+		}
+	}
+	if n := dev.reads.Load(); n != 2 {
+		t.Fatalf("%d reads, want 2", n)
 	}
 }

@@ -184,9 +184,15 @@ func (c *conn) transmit(ex *export) {
 			c.log.Debug("nbd: client disconnect", "export", ex.name)
 			break
 		}
+		// The budget counts the memory of the request's buffer: its size
+		// class, header included for a READ's reply.
 		var cost int64
-		if (req.typ == cmdRead || req.typ == cmdWrite) && req.length <= MaxPayload {
-			cost = int64(req.length)
+		switch {
+		case req.length > MaxPayload || req.length == 0:
+		case req.typ == cmdRead:
+			cost = int64(c.s.bufs.size(c.readHeaderLen() + int(req.length)))
+		case req.typ == cmdWrite:
+			cost = int64(c.s.bufs.size(int(req.length)))
 		}
 		var payload []byte
 		if req.typ == cmdWrite {
@@ -261,6 +267,15 @@ func (c *conn) transmit(ex *export) {
 			c.log.Warn("nbd: flush at disconnect", "export", ex.name, "err", err)
 		}
 	}
+}
+
+// readHeaderLen is the length of the header before a READ's data in its
+// reply.
+func (c *conn) readHeaderLen() int {
+	if c.structured {
+		return offsetDataLen
+	}
+	return simpleHdrLen
 }
 
 // acquire takes n bytes of budget for the reader, flushing its deferred
@@ -542,10 +557,7 @@ func (c *conn) read(ex *export, req request) (b []byte, pooled bool) {
 	case req.flags&^cmdFlagFUA != 0, req.length > MaxPayload, !ex.inRange(req):
 		errno = errInval
 	case req.length > 0:
-		hl := simpleHdrLen
-		if c.structured {
-			hl = offsetDataLen
-		}
+		hl := c.readHeaderLen()
 		buf := c.s.bufs.get(hl + int(req.length))
 		t0 := time.Now()
 		n, err := ex.dev.ReadAt(buf[hl:], int64(req.offset))
