@@ -9,6 +9,7 @@ import (
 	"github.com/snapstack/snapstack/internal/apierr"
 	"github.com/snapstack/snapstack/internal/ecs"
 	"github.com/snapstack/snapstack/internal/param"
+	"github.com/snapstack/snapstack/internal/signature"
 )
 
 // The Apsara Stack route (seed 001): POST /apsara/route/Ecs/{Action} with
@@ -68,6 +69,16 @@ func (s *Server) apsaraCall(r *http.Request, action, reqID string) (any, error) 
 	h, ok := s.versions[ECSVersion][action]
 	if !ok || action == "" {
 		return nil, apierr.InvalidActionNotFound
+	}
+	// An RPC signature does not cover the path: the action must be the
+	// signed Action parameter too (ACS3 and ROA sign the path).
+	if c.scheme == signature.SchemeRPC {
+		switch signedAction := c.params.Get("Action"); {
+		case signedAction == "":
+			return nil, apierr.IncompleteSignature.WithMessage("With an RPC signature, the Apsara route needs the action as the signed Action parameter too.")
+		case signedAction != action:
+			return nil, apierr.IncompleteSignature.WithMessagef("The signed Action %q is not the route's action %q.", signedAction, action)
+		}
 	}
 	res, err := h(r.Context(), c.caller, param.New(c.params))
 	if err != nil {

@@ -44,6 +44,11 @@ type Options struct {
 	MaxBody int64
 }
 
+// apiIOTimeout bounds the reading of an API request's body and the
+// writing of its reply (the registry's uploads, mounted beside the API,
+// are not bounded by it).
+const apiIOTimeout = time.Minute
+
 // DefaultOptions are the production settings.
 func DefaultOptions() Options {
 	return Options{TimeWindow: 15 * time.Minute, CheckNonce: true, MaxBody: 1 << 20}
@@ -97,6 +102,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveMounted(w, r) {
 		return
 	}
+	// API requests are small (MaxBody): a client that trickles its body
+	// or reads the reply slowly does not hold a connection for long.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(apiIOTimeout))
+	rc.SetWriteDeadline(time.Now().Add(apiIOTimeout))
 	if strings.HasPrefix(r.URL.Path, apsaraPrefix) {
 		s.serveApsara(w, r)
 		return
@@ -117,6 +127,7 @@ type call struct {
 	action  string
 	version string
 	body    []byte // raw body (JSON bodies)
+	scheme  signature.Scheme
 }
 
 func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request, reqID string) (string, string, error) {
@@ -216,7 +227,24 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 			return nil, apierr.SignatureNonceUsed
 		}
 	}
-	c := &call{caller: ecs.Caller{AccountID: accountID, AccessKeyID: signed.AccessKeyID}, body: body}
+	c := &call{caller: ecs.Caller{AccountID: accountID, AccessKeyID: signed.AccessKeyID}, body: body, scheme: signed.Scheme}
+	// What each signature covers decides where it is accepted: an RPC
+	// signature covers the method and the parameters, not the path nor a
+	// JSON body, so it authorises RPC requests only (on the Apsara route,
+	// the action in the path must be the signed Action: see apsaraCall);
+	// a ROA signature covers a body only through Content-MD5.
+	rpcRoute := rawPath == "/" || strings.HasPrefix(r.URL.Path, apsaraPrefix)
+	switch {
+	case signed.Scheme == signature.SchemeRPC && !rpcRoute:
+		if s.isROA(r.URL.Path) {
+			return nil, apierr.IncompleteSignature.WithMessage("An RPC signature does not cover the path or the body of a ROA request: sign it with ACS3 or ROA.")
+		}
+		return nil, apierr.InvalidActionNotFound
+	case signed.Scheme == signature.SchemeROA && rpcRoute && len(body) > 0 && r.Header.Get("Content-MD5") == "":
+		return nil, apierr.IncompleteSignature.WithMessage("A ROA signature covers a request body only through Content-MD5.")
+	case signed.Scheme == signature.SchemeACS3 && !rpcRoute && !s.isROA(r.URL.Path):
+		return nil, apierr.InvalidActionNotFound
+	}
 	if signed.Scheme == signature.SchemeRPC {
 		c.params = signed.Params
 	} else {
@@ -224,9 +252,6 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 		if err != nil {
 			return nil, err
 		}
-	}
-	if signed.Scheme != signature.SchemeROA && rawPath != "/" && !s.isROA(r.URL.Path) && !strings.HasPrefix(r.URL.Path, apsaraPrefix) {
-		return nil, apierr.InvalidActionNotFound
 	}
 	c.action = c.params.Get("Action")
 	if c.action == "" {

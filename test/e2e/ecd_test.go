@@ -214,6 +214,7 @@ func TestApsaraRoute(t *testing.T) {
 	_, _, data := e.runInstance()
 	post := func(action string, params url.Values) (int, map[string]any) {
 		params.Set("Format", "JSON")
+		params.Set("Action", action) // an RPC signature covers it, not the path
 		signature.SignRPC("POST", params, testKey, testSecret, "", time.Now().UTC())
 		resp, err := http.Post("http://"+e.app.Addr+"/apsara/route/Ecs/"+action, "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
 		if err != nil {
@@ -257,6 +258,19 @@ func TestApsaraRoute(t *testing.T) {
 	}
 	if status, m := post("NoSuchAction", url.Values{"regionId": {"cn-hangzhou"}}); status != 404 || m["Code"] != "InvalidAction.NotFound" {
 		t.Errorf("unknown action: %d %v", status, m)
+	}
+	// The path is not covered by an RPC signature: without the signed
+	// Action, the route refuses.
+	params := url.Values{"Format": {"JSON"}, "regionId": {"cn-hangzhou"}, "DiskId": {data}}
+	signature.SignRPC("POST", params, testKey, testSecret, "", time.Now().UTC())
+	resp, err := http.Post("http://"+e.app.Addr+"/apsara/route/Ecs/DescribeSnapshots", "application/x-www-form-urlencoded", strings.NewReader(params.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(raw), "IncompleteSignature") {
+		t.Errorf("RPC-signed route call without Action: %d %s", resp.StatusCode, raw)
 	}
 }
 
