@@ -21,9 +21,11 @@ func (s *Service) EnsureRootAccount(ctx context.Context, keyID, secret string) (
 			accountID = k.AccountID
 			if k.Secret != secret {
 				k.Secret = secret
-				return tx.PutAccessKey(k)
+				if err := tx.PutAccessKey(k); err != nil {
+					return err
+				}
 			}
-			return nil
+			return s.revokeOtherKeys(tx, accountID, keyID)
 		case !errors.Is(err, meta.ErrNotFound):
 			return err
 		}
@@ -43,9 +45,33 @@ func (s *Service) EnsureRootAccount(ctx context.Context, keyID, secret string) (
 				return err
 			}
 		}
-		return tx.PutAccessKey(&meta.AccessKey{ID: keyID, Secret: secret, AccountID: accountID, CreatedAt: now})
+		if err := tx.PutAccessKey(&meta.AccessKey{ID: keyID, Secret: secret, AccountID: accountID, CreatedAt: now}); err != nil {
+			return err
+		}
+		return s.revokeOtherKeys(tx, accountID, keyID)
 	})
 	return accountID, err
+}
+
+// revokeOtherKeys deletes the root account's keys but keep: the root key
+// is the one the service starts with, so rotating it (a new key in the
+// environment or the key file) retires the previous one. Every key of the
+// root account is a root key: there are no RAM users.
+func (s *Service) revokeOtherKeys(tx meta.Tx, accountID, keep string) error {
+	keys, err := tx.ListAccessKeys(accountID)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.ID == keep {
+			continue
+		}
+		if err := tx.DeleteAccessKey(k.ID); err != nil {
+			return err
+		}
+		s.log.Warn("root AccessKey revoked: the service started with another one", "access_key_id", k.ID)
+	}
+	return nil
 }
 
 // newAccountID returns a 16-digit account UID like Alibaba's.

@@ -49,6 +49,10 @@ type Tx interface {
 
 	GetAccessKey(id string) (*AccessKey, error)
 	PutAccessKey(k *AccessKey) error
+	// ListAccessKeys returns an account's keys, by ID.
+	ListAccessKeys(accountID string) ([]*AccessKey, error)
+	// DeleteAccessKey revokes a key (ErrNotFound if there is none).
+	DeleteAccessKey(id string) error
 
 	GetResourceGroup(accountID, id string) (*ResourceGroup, error)
 	PutResourceGroup(g *ResourceGroup) error

@@ -91,6 +91,28 @@ func testAccounts(t *testing.T, s meta.Store) {
 		}
 		return nil
 	})
+	update(t, s, func(tx meta.Tx) error {
+		if err := tx.PutAccessKey(&meta.AccessKey{ID: "AK0", Secret: "s0", AccountID: "acc1", CreatedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.PutAccessKey(&meta.AccessKey{ID: "AK9", Secret: "s9", AccountID: "acc2", CreatedAt: t0}); err != nil {
+			return err
+		}
+		keys, err := tx.ListAccessKeys("acc1")
+		if err != nil || len(keys) != 2 || keys[0].ID != "AK0" || keys[1].ID != "AK1" {
+			t.Errorf("keys of acc1: %+v %v", keys, err)
+		}
+		if err := tx.DeleteAccessKey("AK0"); err != nil {
+			return err
+		}
+		if err := tx.DeleteAccessKey("AK0"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("deleting a deleted key: %v", err)
+		}
+		if _, err := tx.GetAccessKey("AK0"); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("deleted key still found: %v", err)
+		}
+		return tx.DeleteAccessKey("AK9")
+	})
 }
 
 func testNotFound(t *testing.T, s meta.Store) {

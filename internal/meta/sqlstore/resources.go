@@ -29,6 +29,23 @@ func (x *tx) PutAccessKey(k *meta.AccessKey) error {
 	return x.upsert("access_keys", []string{"id", "account_id"}, []any{k.ID, k.AccountID}, k)
 }
 
+func (x *tx) ListAccessKeys(accountID string) ([]*meta.AccessKey, error) {
+	return listJSON[meta.AccessKey](x, `SELECT data FROM access_keys WHERE account_id = ? ORDER BY id`, accountID)
+}
+
+func (x *tx) DeleteAccessKey(id string) error {
+	res, err := x.t.ExecContext(x.ctx, `DELETE FROM access_keys WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return meta.ErrNotFound
+	}
+	return nil
+}
+
 func (x *tx) GetResourceGroup(accountID, id string) (*meta.ResourceGroup, error) {
 	g := new(meta.ResourceGroup)
 	return g, x.getJSON(g, `SELECT data FROM resource_groups WHERE id = ? AND account_id = ?`, id, accountID)
