@@ -120,6 +120,10 @@ func TestPagingTokenModeIgnoresPageParameters(t *testing.T) {
 	if _, err := describeIDs(t, s, c, "PageSize", "500"); !errors.Is(err, apierr.InvalidPageSize) {
 		t.Fatalf("PageSize=500 alone: %v, want InvalidPageSize", err)
 	}
+	// A PageNumber whose offset would overflow is an empty page, not page 1.
+	if got, err := describeIDs(t, s, c, "PageNumber", "4611686018427387904", "PageSize", "10"); err != nil || len(got) != 0 {
+		t.Fatalf("PageNumber 2^62: %d snapshots, %v", len(got), err)
+	}
 }
 
 // actions.md 1.9: ClientToken is a CreateDisk parameter (idempotency): a

@@ -69,7 +69,8 @@ func parsePaging(p param.Values, lim pagingLimits) (paging, error) {
 		}
 		pg.Size = int(n)
 	}
-	pg.Offset, pg.Limit = (pg.Number-1)*pg.Size, pg.Size
+	// A huge PageNumber selects an empty page (the offset must not wrap).
+	pg.Offset, pg.Limit = (min(pg.Number, 1<<30)-1)*pg.Size, pg.Size
 	return pg, nil
 }
 
