@@ -228,6 +228,12 @@ func (l *layerWriter) regular(hdr *tar.Header, fi fs.FileInfo) error {
 	if n != hdr.Size {
 		return fmt.Errorf("oci: %s changed size while read", hdr.Name)
 	}
+	// A file that grew meanwhile would be cut at its old size.
+	if fi2, err := f.Stat(); err != nil {
+		return err
+	} else if fi2.Size() != hdr.Size {
+		return fmt.Errorf("oci: %s changed size while read", hdr.Name)
+	}
 	l.st.Files++
 	l.st.Bytes += n
 	return nil

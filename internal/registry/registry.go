@@ -102,26 +102,30 @@ func (g *Registry) route(w http.ResponseWriter, r *http.Request) *regError {
 		}
 		return g.tagList(w, r, name)
 	}
-	if i := strings.LastIndex(p, "/manifests/"); i > 0 {
-		name, ref := p[:i], p[i+len("/manifests/"):]
-		if !validName(name) {
-			return errNameInvalid
-		}
-		return g.manifest(w, r, name, ref)
-	}
-	if i := strings.LastIndex(p, "/blobs/uploads"); i > 0 {
+	// A repository name may itself contain "manifests" or "blobs"
+	// components; references, digests and upload IDs never contain "/",
+	// so the route is the one whose last segment is a single component.
+	if i := strings.LastIndex(p, "/blobs/uploads"); i > 0 && !strings.Contains(strings.TrimPrefix(p[i+len("/blobs/uploads"):], "/"), "/") &&
+		(len(p) == i+len("/blobs/uploads") || p[i+len("/blobs/uploads")] == '/') {
 		name, rest := p[:i], strings.TrimPrefix(p[i+len("/blobs/uploads"):], "/")
 		if !validName(name) {
 			return errNameInvalid
 		}
 		return g.upload(w, r, name, rest)
 	}
-	if i := strings.LastIndex(p, "/blobs/"); i > 0 {
+	if i := strings.LastIndex(p, "/blobs/"); i > 0 && !strings.Contains(p[i+len("/blobs/"):], "/") {
 		name, dg := p[:i], p[i+len("/blobs/"):]
 		if !validName(name) {
 			return errNameInvalid
 		}
 		return g.blob(w, r, name, dg)
+	}
+	if i := strings.LastIndex(p, "/manifests/"); i > 0 && !strings.Contains(p[i+len("/manifests/"):], "/") {
+		name, ref := p[:i], p[i+len("/manifests/"):]
+		if !validName(name) {
+			return errNameInvalid
+		}
+		return g.manifest(w, r, name, ref)
 	}
 	return errNotFound
 }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/snapstack/snapstack/internal/atomicfile"
 )
@@ -35,6 +36,9 @@ var errBlobMissing = errors.New("registry: blob missing")
 // store is the on-disk layout described in the package comment.
 type store struct {
 	root string
+	// uploadLocks: upload ID -> *sync.Mutex (see lockUpload); an entry
+	// goes when its upload is committed.
+	uploadLocks sync.Map
 }
 
 func openStore(root string) (*store, error) {
@@ -86,9 +90,20 @@ func (s *store) newUpload() (string, error) {
 	return id, f.Close()
 }
 
+// lockUpload serialises the requests of one upload session: a PUT that
+// commits must not hash the file while a PATCH still appends to it (the
+// blob would then hold more than its digest says).
+func (s *store) lockUpload(id string) func() {
+	m, _ := s.uploadLocks.LoadOrStore(id, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
 // appendUpload appends r to an upload and returns its new size. When
 // start >= 0 it must equal the current size.
 func (s *store) appendUpload(id string, start int64, r io.Reader) (int64, error) {
+	defer s.lockUpload(id)()
 	f, err := os.OpenFile(s.uploadPath(id), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return 0, err
@@ -120,6 +135,7 @@ func (s *store) uploadSize(id string) (int64, error) {
 // blobs. ok is false (and the upload is kept) when the content does not
 // match.
 func (s *store) commitUpload(id, digest string) (ok bool, err error) {
+	defer s.lockUpload(id)()
 	p := s.uploadPath(id)
 	f, err := os.Open(p)
 	if err != nil {
@@ -136,6 +152,12 @@ func (s *store) commitUpload(id, digest string) (ok bool, err error) {
 	}
 	if "sha256:"+hex.EncodeToString(h.Sum(nil)) != digest {
 		return false, nil
+	}
+	defer s.uploadLocks.Delete(id)
+	if _, err := s.blobSize(digest); err == nil {
+		// Stored already (the same bytes): never replace a blob that
+		// images share.
+		return true, os.Remove(p)
 	}
 	if err := os.Rename(p, s.blobPath(digest)); err != nil {
 		return false, err
