@@ -54,7 +54,7 @@ func (s *Service) run(ctx context.Context, in *meta.DSWInstance, sn *meta.DSWSna
 	err := os.MkdirAll(work, 0o700)
 	var st oci.LayerStats
 	if err == nil {
-		st, err = oci.WriteLayerFile(layer, in.UpperDir, sn.ExcludePaths)
+		st, err = oci.WriteLayerFile(ctx, layer, in.UpperDir, sn.ExcludePaths)
 	}
 	if err != nil {
 		s.fail(ctx, sn, ReasonLayer, "The instance filesystem could not be read.", err)

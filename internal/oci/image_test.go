@@ -39,7 +39,7 @@ func layerFile(t *testing.T, files map[string]string) string {
 		write(t, root, p, body, 0o644)
 	}
 	dst := filepath.Join(t.TempDir(), "layer.tar.gz")
-	if _, err := WriteLayerFile(dst, root, nil); err != nil {
+	if _, err := WriteLayerFile(context.Background(), dst, root, nil); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -18,6 +18,7 @@ package oci
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -49,7 +50,10 @@ type LayerStats struct {
 // everything under it, including whiteouts naming it. The directory is
 // read through an os.Root: a symlink, or a file swapped while it is read,
 // never makes the layer include anything from outside root.
-func WriteLayer(w io.Writer, root string, exclude []string) (LayerStats, error) {
+//
+// It stops with ctx's error when ctx ends (checked between entries and
+// every megabyte of file content).
+func WriteLayer(ctx context.Context, w io.Writer, root string, exclude []string) (LayerStats, error) {
 	var st LayerStats
 	r, err := os.OpenRoot(root)
 	if err != nil {
@@ -61,7 +65,7 @@ func WriteLayer(w io.Writer, root string, exclude []string) (LayerStats, error) 
 		return st, err
 	}
 	defer f.Close()
-	lw := &layerWriter{tw: tar.NewWriter(w), root: r, exclude: exclude, links: map[fileID]string{}}
+	lw := &layerWriter{ctx: ctx, tw: tar.NewWriter(w), root: r, exclude: exclude, links: map[fileID]string{}}
 	if err := lw.dir("", f); err != nil {
 		return lw.st, err
 	}
@@ -69,13 +73,13 @@ func WriteLayer(w io.Writer, root string, exclude []string) (LayerStats, error) 
 }
 
 // WriteLayerFile writes the gzip-compressed layer of root to the file dst.
-func WriteLayerFile(dst, root string, exclude []string) (LayerStats, error) {
+func WriteLayerFile(ctx context.Context, dst, root string, exclude []string) (LayerStats, error) {
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return LayerStats{}, err
 	}
 	zw := gzip.NewWriter(f)
-	st, err := WriteLayer(zw, root, exclude)
+	st, err := WriteLayer(ctx, zw, root, exclude)
 	if err == nil {
 		err = zw.Close()
 	}
@@ -90,7 +94,21 @@ func WriteLayerFile(dst, root string, exclude []string) (LayerStats, error) {
 
 type fileID struct{ dev, ino uint64 }
 
+// ctxReader reads r until ctx ends, in reads of at most a megabyte.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p[:min(len(p), 1<<20)])
+}
+
 type layerWriter struct {
+	ctx     context.Context
 	tw      *tar.Writer
 	root    *os.Root
 	exclude []string
@@ -137,6 +155,9 @@ func (l *layerWriter) open(rel string, fi fs.FileInfo) (*os.File, error) {
 }
 
 func (l *layerWriter) entry(rel string) error {
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
 	dir, base := path.Split(rel)
 	target := rel
 	if strings.HasPrefix(base, WhiteoutPrefix) && base != OpaqueWhiteout {
@@ -221,7 +242,7 @@ func (l *layerWriter) regular(hdr *tar.Header, fi fs.FileInfo) error {
 	if err := l.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	n, err := io.Copy(l.tw, io.LimitReader(f, hdr.Size))
+	n, err := io.Copy(l.tw, ctxReader{l.ctx, io.LimitReader(f, hdr.Size)})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package oci
 
 import (
+	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -36,10 +38,47 @@ func TestGrowingFileFailsLayer(t *testing.T) {
 		}
 	}()
 	time.Sleep(5 * time.Millisecond)
-	_, err = WriteLayer(io.Discard, root, nil)
+	_, err = WriteLayer(context.Background(), io.Discard, root, nil)
 	stop.Store(true)
 	<-done
 	if err == nil {
 		t.Fatal("the file grew while read, yet the layer was written without error (torn file in an Available snapshot)")
 	}
+}
+
+// TestWriteLayerStopsWithItsContext: a layer being written stops when
+// its context ends (the snapshot was deleted, the service stops), also in
+// the middle of a large file.
+func TestWriteLayerStopsWithItsContext(t *testing.T) {
+	root := t.TempDir()
+	f, err := os.Create(filepath.Join(root, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &cancelAfter{n: 8 << 20, cancel: cancel}
+	if _, err := WriteLayer(ctx, w, root, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WriteLayer after its context ended: %v", err)
+	}
+	if w.written > 16<<20 {
+		t.Fatalf("%d bytes written after the context ended at 8 MiB", w.written)
+	}
+}
+
+// cancelAfter is a writer that cancels a context after n bytes.
+type cancelAfter struct {
+	n, written int
+	cancel     func()
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.written += len(p)
+	if c.written >= c.n {
+		c.cancel()
+	}
+	return len(p), nil
 }

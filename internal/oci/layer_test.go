@@ -3,6 +3,7 @@ package oci
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,7 +88,7 @@ func TestWriteLayer(t *testing.T) {
 	write(t, root, "opt/fresh/new", "n", 0o644)
 
 	var buf bytes.Buffer
-	st, err := WriteLayer(&buf, root, []string{"mnt/data", "tmp", "home/u/.cache", "var/excluded-target"})
+	st, err := WriteLayer(context.Background(), &buf, root, []string{"mnt/data", "tmp", "home/u/.cache", "var/excluded-target"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestWriteLayer(t *testing.T) {
 		t.Error("the parent of an excluded path is missing")
 	}
 	var again bytes.Buffer
-	if _, err := WriteLayer(&again, root, []string{"mnt/data", "tmp", "home/u/.cache", "var/excluded-target"}); err != nil {
+	if _, err := WriteLayer(context.Background(), &again, root, []string{"mnt/data", "tmp", "home/u/.cache", "var/excluded-target"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, order2 := readTar(t, &again); strings.Join(order2, ",") != strings.Join(order, ",") || !sort.StringsAreSorted(order[:4]) {
@@ -172,17 +173,17 @@ func TestWriteLayerFileAndErrors(t *testing.T) {
 	root := t.TempDir()
 	write(t, root, "a", "x", 0o644)
 	dst := filepath.Join(t.TempDir(), "layer.tar.gz")
-	st, err := WriteLayerFile(dst, root, nil)
+	st, err := WriteLayerFile(context.Background(), dst, root, nil)
 	if err != nil || st.Files != 1 || st.Bytes != 1 {
 		t.Fatalf("WriteLayerFile: %+v %v", st, err)
 	}
 	if b, _ := os.ReadFile(dst); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Fatal("layer file is not gzip")
 	}
-	if _, err := WriteLayer(io.Discard, filepath.Join(root, "a"), nil); err == nil {
+	if _, err := WriteLayer(context.Background(), io.Discard, filepath.Join(root, "a"), nil); err == nil {
 		t.Error("a file as root accepted")
 	}
-	if _, err := WriteLayer(io.Discard, filepath.Join(root, "missing"), nil); err == nil {
+	if _, err := WriteLayer(context.Background(), io.Discard, filepath.Join(root, "missing"), nil); err == nil {
 		t.Error("missing root accepted")
 	}
 }
