@@ -49,7 +49,7 @@ func (a *App) startDSW(ctx context.Context, cfg Config, store meta.Store, h *api
 			return err == nil && subtle.ConstantTimeCompare([]byte(secret), []byte(password)) == 1
 		}
 	}
-	reg, err := registry.New(filepath.Join(cfg.DataDir, "registry"), registry.Options{Authenticate: auth, Log: cfg.Log})
+	reg, err := registry.New(filepath.Join(cfg.DataDir, "registry"), registry.Options{Authenticate: auth, Log: cfg.Log, Now: cfg.Clock.Now})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Options configure a Registry.
@@ -37,6 +38,8 @@ type Options struct {
 	MaxManifest int64
 	// Log receives storage failures (nil: discarded).
 	Log *slog.Logger
+	// Now is the clock of upload expiry (nil: time.Now).
+	Now func() time.Time
 }
 
 // Registry is the http.Handler of /v2/.
@@ -47,7 +50,11 @@ type Registry struct {
 
 // New opens (creating it if needed) a registry stored under dir.
 func New(dir string, opts Options) (*Registry, error) {
-	st, err := openStore(dir)
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	st, err := openStore(dir, now)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/atomicfile"
 )
@@ -39,15 +40,57 @@ type store struct {
 	// uploadLocks: upload ID -> *sync.Mutex (see lockUpload); an entry
 	// goes when its upload is committed.
 	uploadLocks sync.Map
+	now         func() time.Time
+
+	sweepMu   sync.Mutex
+	lastSweep time.Time
 }
 
-func openStore(root string) (*store, error) {
+// uploadTTL is how long an upload session may go without a request
+// before it is removed: clients abandon uploads (a failed push, a
+// cancelled snapshot), and nothing else would reclaim their space.
+const uploadTTL = 24 * time.Hour
+
+func openStore(root string, now func() time.Time) (*store, error) {
 	for _, d := range []string{"blobs/sha256", "uploads", "repos"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	return &store{root: root}, nil
+	s := &store{root: root, now: now}
+	s.sweepUploads()
+	return s, nil
+}
+
+// sweepUploads removes the upload sessions left untouched for uploadTTL;
+// it runs at open and then at most hourly, from newUpload.
+func (s *store) sweepUploads() {
+	s.sweepMu.Lock()
+	now := s.now()
+	if now.Sub(s.lastSweep) < time.Hour && !s.lastSweep.IsZero() {
+		s.sweepMu.Unlock()
+		return
+	}
+	s.lastSweep = now
+	s.sweepMu.Unlock()
+	ents, err := os.ReadDir(filepath.Join(s.root, "uploads"))
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < uploadTTL {
+			continue
+		}
+		unlock := s.lockUpload(e.Name())
+		// Checked again under the upload's lock: a request may have
+		// touched it meanwhile.
+		if fi, err := os.Stat(s.uploadPath(e.Name())); err == nil && now.Sub(fi.ModTime()) >= uploadTTL {
+			os.Remove(s.uploadPath(e.Name()))
+		}
+		unlock()
+		s.uploadLocks.Delete(e.Name())
+	}
 }
 
 func (s *store) blobPath(digest string) string {
@@ -80,6 +123,7 @@ func (s *store) blobSize(digest string) (int64, error) {
 
 // newUpload creates an empty upload session.
 func (s *store) newUpload() (string, error) {
+	s.sweepUploads()
 	b := make([]byte, 16)
 	rand.Read(b)
 	id := hex.EncodeToString(b)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -105,4 +106,56 @@ func TestRepoWithManifestsComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	push(t, host+"/team/manifests/x:v1", img)
+}
+
+// TestAbandonedUploadsSwept: upload sessions untouched for a day are
+// removed (at open, and then at most hourly when uploads start); recent
+// ones stay.
+func TestAbandonedUploadsSwept(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	g, err := New(dir, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := g.st.newUpload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent, err := g.st.newUpload()
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := now.Add(-25 * time.Hour)
+	if err := os.Chtimes(g.st.uploadPath(old), day, day); err != nil {
+		t.Fatal(err)
+	}
+	// Within the hour: no sweep yet.
+	if _, err := g.st.newUpload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(g.st.uploadPath(old)); err != nil {
+		t.Fatalf("swept before the hour: %v", err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := g.st.newUpload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(g.st.uploadPath(old)); !os.IsNotExist(err) {
+		t.Fatalf("abandoned upload kept: %v", err)
+	}
+	if _, err := os.Stat(g.st.uploadPath(recent)); err != nil {
+		t.Fatalf("recent upload removed: %v", err)
+	}
+	// At open.
+	if err := os.Chtimes(g.st.uploadPath(recent), day, day); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(dir, Options{Now: clock}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(g.st.uploadPath(recent)); !os.IsNotExist(err) {
+		t.Fatalf("abandoned upload kept at open: %v", err)
+	}
 }
