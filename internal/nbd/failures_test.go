@@ -103,7 +103,17 @@ func TestDisconnectDropsRequestsNotStarted(t *testing.T) {
 		srv.Disconnect("d")
 		close(done)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		srv.mu.Lock()
+		n := srv.draining["d"]
+		srv.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Disconnect did not start")
+		}
+	}
 	// A new client while the old connection finishes: refused.
 	c2 := dial(t, addr)
 	if _, _, _, rep := c2.infoGo(optGo, "d"); rep != repErrShutdwn {
