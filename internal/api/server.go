@@ -44,9 +44,8 @@ type Options struct {
 	MaxBody int64
 }
 
-// apiIOTimeout bounds the reading of an API request's body and the
-// writing of its reply (the registry's uploads, mounted beside the API,
-// are not bounded by it).
+// apiIOTimeout bounds the reading of an API request's body (the
+// registry's uploads, mounted beside the API, are not bounded by it).
 const apiIOTimeout = time.Minute
 
 // DefaultOptions are the production settings.
@@ -103,10 +102,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// API requests are small (MaxBody): a client that trickles its body
-	// or reads the reply slowly does not hold a connection for long.
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(apiIOTimeout))
-	rc.SetWriteDeadline(time.Now().Add(apiIOTimeout))
+	// does not hold a connection for long. (No write deadline: an action
+	// may work longer than that before it replies, and replies are small.)
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(apiIOTimeout))
 	if strings.HasPrefix(r.URL.Path, apsaraPrefix) {
 		s.serveApsara(w, r)
 		return
