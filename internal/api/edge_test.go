@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -110,5 +111,49 @@ func TestROASignatureUnsignedFormBodyRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == 200 || len(ran) > 0 {
 		t.Errorf("unsigned form body ran %v (status %d %s)", ran, resp.StatusCode, b)
+	}
+}
+
+// TestBodyTimeout: a request body must arrive within BodyTimeout, but an
+// action that works longer than that keeps its context: the deadline is
+// lifted once the body is read (an expired read deadline would cancel
+// the request's context through net/http's background read).
+func TestBodyTimeout(t *testing.T) {
+	opts := DefaultOptions()
+	opts.BodyTimeout = 200 * time.Millisecond
+	s := New(&fakeKeys{seen: map[string]bool{}}, func(err error) bool { return errors.Is(err, errUnknown) }, clock.Real{},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), opts)
+	s.Register(ECSVersion, map[string]Handler{"DescribeDisks": func(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
+		time.Sleep(500 * time.Millisecond)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return &param.Response{}, nil
+	}})
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+
+	resp, err := http.Post(ts.URL+"/", "application/x-www-form-urlencoded", strings.NewReader(signedRPC("DescribeDisks").Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("an action longer than the body timeout: %d %s", resp.StatusCode, raw)
+	}
+
+	// A body that never comes: the connection is not held.
+	nc, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nAction=")
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	io.ReadAll(nc) // the reply, then the close
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a stalled body held the connection for %v", d)
 	}
 }

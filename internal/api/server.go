@@ -42,15 +42,14 @@ type Options struct {
 	CheckNonce bool
 	// MaxBody is the largest request body accepted.
 	MaxBody int64
+	// BodyTimeout bounds the reading of a request's body (0: none); the
+	// registry's uploads, mounted beside the API, are not bounded by it.
+	BodyTimeout time.Duration
 }
-
-// apiIOTimeout bounds the reading of an API request's body (the
-// registry's uploads, mounted beside the API, are not bounded by it).
-const apiIOTimeout = time.Minute
 
 // DefaultOptions are the production settings.
 func DefaultOptions() Options {
-	return Options{TimeWindow: 15 * time.Minute, CheckNonce: true, MaxBody: 1 << 20}
+	return Options{TimeWindow: 15 * time.Minute, CheckNonce: true, MaxBody: 1 << 20, BodyTimeout: time.Minute}
 }
 
 // Server is the API http.Handler.
@@ -102,9 +101,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// API requests are small (MaxBody): a client that trickles its body
-	// does not hold a connection for long. (No write deadline: an action
-	// may work longer than that before it replies, and replies are small.)
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(apiIOTimeout))
+	// does not hold a connection for long. (net/http lifts the deadline
+	// when the body is read, before its background read that notices a
+	// client going away, so a long action keeps its context; there is no
+	// write deadline, since an action may work longer before it replies.)
+	if s.opts.BodyTimeout > 0 {
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+	}
 	if strings.HasPrefix(r.URL.Path, apsaraPrefix) {
 		s.serveApsara(w, r)
 		return
