@@ -3,7 +3,6 @@ package ecs
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/snapstack/snapstack/internal/apierr"
 	"github.com/snapstack/snapstack/internal/meta"
@@ -133,15 +132,9 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, r *d
 	id := newID("d", reg.IDCode)
 	if snapID != "" {
 		err := s.store.View(ctx, func(tx meta.Tx) error {
-			snap, err := tx.GetSnapshot(c.AccountID, snapID)
-			if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != reg.ID) {
-				return apierr.SnapshotNotFound
-			}
+			snap, err := s.restorableSnapshot(tx, c.AccountID, reg.ID, snapID, apierr.SnapshotNotFound)
 			if err != nil {
 				return err
-			}
-			if !snapshotRestorable(snap, s.clock.Now()) {
-				return apierr.SnapshotNotReady
 			}
 			// A disk made from an encrypted snapshot is encrypted with
 			// the snapshot's key.
@@ -200,11 +193,23 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, r *d
 	return resp, nil
 }
 
-// snapshotRestorable reports whether a new disk may be made from snap: it
-// is accomplished, or its instant access makes it usable before its
-// upload is done (its data is still local).
-func snapshotRestorable(snap *meta.Snapshot, now time.Time) bool {
-	return snap.Status == SnapAccomplished || (snap.Status == SnapProgressing && instantAccess(snap, now))
+// restorableSnapshot returns the account's snapshot id in region that a
+// new disk may be made from: notFound when there is none (or it is in
+// another region), InvalidSnapshotId.NotReady unless it is accomplished
+// or its instant access makes it usable before its upload is done (its
+// data is still local).
+func (s *Service) restorableSnapshot(tx meta.Tx, accountID, regionID, id string, notFound *apierr.Error) (*meta.Snapshot, error) {
+	snap, err := tx.GetSnapshot(accountID, id)
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != regionID) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if snap.Status != SnapAccomplished && !(snap.Status == SnapProgressing && instantAccess(snap, s.clock.Now())) {
+		return nil, apierr.SnapshotNotReady
+	}
+	return snap, nil
 }
 
 // useSnapshotForDisk records in tx that a disk was made from snapshot id

@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -228,15 +227,9 @@ func (s *Service) dataDiskSnapshots(ctx context.Context, c Caller, reg Region, d
 			if d.snapshotID == "" {
 				continue
 			}
-			snap, err := tx.GetSnapshot(c.AccountID, d.snapshotID)
-			if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != reg.ID) {
-				return apierr.DataDiskSnapshotNotFound
-			}
+			snap, err := s.restorableSnapshot(tx, c.AccountID, reg.ID, d.snapshotID, apierr.DataDiskSnapshotNotFound)
 			if err != nil {
 				return err
-			}
-			if !snapshotRestorable(snap, s.clock.Now()) {
-				return apierr.SnapshotNotReady
 			}
 			d.size = max(d.size, snap.DiskSizeGiB)
 			if !diskSizeOK(d.category, d.size) {
