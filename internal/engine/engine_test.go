@@ -49,6 +49,21 @@ func (f *fixture) reopen() {
 	f.t.Cleanup(func() { e.Close() })
 }
 
+// startSnapshot starts a snapshot and returns the channel that receives
+// its upload's final error.
+func (f *fixture) startSnapshot(disk, id string) <-chan error {
+	f.t.Helper()
+	done := make(chan error, 1)
+	if err := f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: id, DiskID: disk}, func(p ecs.Progress) {
+		if p.Finished {
+			done <- p.Err
+		}
+	}); err != nil {
+		f.t.Fatal(err)
+	}
+	return done
+}
+
 // snapshot takes a snapshot and waits for its upload; it returns the
 // progress reports seen.
 func (f *fixture) snapshot(disk, id string) []ecs.Progress {
@@ -312,12 +327,7 @@ func TestUploadFailureIsReported(t *testing.T) {
 	f.e.CreateDisk(ctx, "d-1", diskSize, "")
 	f.write("d-1", randBytes(7, 1<<20), 0)
 	f.blobs.Fail(blobtest.OpPut, errors.New("disk full"))
-	done := make(chan error, 1)
-	f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-1", DiskID: "d-1"}, func(p ecs.Progress) {
-		if p.Finished {
-			done <- p.Err
-		}
-	})
+	done := f.startSnapshot("d-1", "s-1")
 	if err := <-done; err == nil {
 		t.Fatal("upload succeeded with a failing store")
 	}
@@ -341,14 +351,7 @@ func TestInstantAccessBeforeUpload(t *testing.T) {
 	// Hold the upload: chunk puts block until released.
 	release := make(chan struct{})
 	f.blobs.SetFault(blobtest.OpPut, func(string) error { <-release; return nil })
-	done := make(chan error, 1)
-	if err := f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-ia", DiskID: "d-1"}, func(p ecs.Progress) {
-		if p.Finished {
-			done <- p.Err
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	done := f.startSnapshot("d-1", "s-ia")
 	f.write("d-1", bytes.Repeat([]byte{9}, 1<<20), 3<<20) // after the seal
 	if err := f.e.CreateDisk(ctx, "d-2", diskSize, "s-ia"); err != nil {
 		t.Fatal(err)
@@ -378,12 +381,7 @@ func TestResumeAfterInterruptedUpload(t *testing.T) {
 		}
 		return nil
 	})
-	done := make(chan error, 1)
-	f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-1", DiskID: "d-1"}, func(p ecs.Progress) {
-		if p.Finished {
-			done <- p.Err
-		}
-	})
+	done := f.startSnapshot("d-1", "s-1")
 	if err := <-done; err == nil {
 		t.Fatal("the interrupted upload reported success")
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/snapstack/snapstack/internal/blob/blobtest"
-	"github.com/snapstack/snapstack/internal/ecs"
 )
 
 // TestRestoreNotBlockedByOtherUpload: a collection that starts while one
@@ -35,14 +34,7 @@ func TestRestoreNotBlockedByOtherUpload(t *testing.T) {
 		}
 		return nil
 	})
-	done := make(chan error, 1)
-	if err := f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-1", DiskID: "d-1"}, func(p ecs.Progress) {
-		if p.Finished {
-			done <- p.Err
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	done := f.startSnapshot("d-1", "s-1")
 	time.Sleep(100 * time.Millisecond)
 	cctx, stop := context.WithCancel(ctx)
 	collected := make(chan error, 1)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/snapstack/snapstack/internal/blob/blobtest"
-	"github.com/snapstack/snapstack/internal/ecs"
 
 	"github.com/snapstack/snapstack/internal/volume"
 )
@@ -69,14 +68,7 @@ func TestResumeAfterStoredManifestFinishesBookkeeping(t *testing.T) {
 		}
 		return nil
 	})
-	done := make(chan error, 1)
-	if err := f.e.StartSnapshot(ctx, ecs.SnapshotJob{SnapshotID: "s-1", DiskID: "d-1"}, func(p ecs.Progress) {
-		if p.Finished {
-			done <- p.Err
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	done := f.startSnapshot("d-1", "s-1")
 	if err := <-done; !errors.Is(err, blobtest.ErrInjected) {
 		t.Fatalf("upload: %v", err)
 	}
