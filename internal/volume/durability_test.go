@@ -21,7 +21,6 @@ func TestTornMapAppendKeepsLaterFlush(t *testing.T) {
 	signal.Ignore(syscall.SIGXFSZ)
 	defer signal.Reset(syscall.SIGXFSZ)
 	v := newVol(t, 1<<20, nil)
-	dir := v.Dir()
 	a := bytes.Repeat([]byte{0xaa}, ClusterSize)
 	b := bytes.Repeat([]byte{0xbb}, ClusterSize)
 	if _, err := v.WriteAt(a, 0); err != nil {
@@ -52,14 +51,7 @@ func TestTornMapAppendKeepsLaterFlush(t *testing.T) {
 	if err := v.Flush(); err != nil {
 		t.Fatalf("retried flush: %v", err)
 	}
-	if err := v.Close(); err != nil {
-		t.Fatal(err)
-	}
-	v2, err := Open(dir, noBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v2.Close()
+	v2 := reopen(t, v, nil)
 	if got := read(t, v2, 0, ClusterSize); !bytes.Equal(got, a) {
 		t.Errorf("cluster 0 lost after a successful Flush (first byte %#x)", got[0])
 	}
@@ -108,13 +100,7 @@ func TestWriteDuringFlushIsRecordedByTheNextFlush(t *testing.T) {
 	if err := v.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	dir := v.Dir()
-	v.Close()
-	v2, err := Open(dir, noBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v2.Close()
+	v2 := reopen(t, v, nil)
 	if got := read(t, v2, 3*ClusterSize, ClusterSize); !bytes.Equal(got, a) {
 		t.Fatal("the write flushed by the second Flush is lost")
 	}
@@ -126,7 +112,6 @@ func TestWriteDuringFlushIsRecordedByTheNextFlush(t *testing.T) {
 // is opened again from what is durable.
 func TestFailedFsyncIsSticky(t *testing.T) {
 	v := newVol(t, 1<<20, nil)
-	dir := v.Dir()
 	a := bytes.Repeat([]byte{0xaa}, ClusterSize)
 	b := bytes.Repeat([]byte{0xbb}, ClusterSize)
 	if _, err := v.WriteAt(a, 0); err != nil {
@@ -153,12 +138,7 @@ func TestFailedFsyncIsSticky(t *testing.T) {
 	if err := v.Seal("s-1"); !errors.Is(err, ErrFailed) {
 		t.Fatalf("seal after a failed fsync: %v, want ErrFailed", err)
 	}
-	v.Close()
-	v2, err := Open(dir, noBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v2.Close()
+	v2 := reopen(t, v, nil)
 	if got := read(t, v2, 0, ClusterSize); !bytes.Equal(got, a) {
 		t.Fatal("the cluster flushed before the failure is lost")
 	}
@@ -184,7 +164,6 @@ func TestChainChangeOfUnknownDurability(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			base := &memBase{data: bytes.Repeat([]byte{0xcc}, 1<<20)}
 			v := newVol(t, 1<<20, func(string) (Base, error) { return base, nil })
-			dir := v.Dir()
 			if _, err := v.WriteAt(a, 0); err != nil {
 				t.Fatal(err)
 			}
@@ -207,14 +186,9 @@ func TestChainChangeOfUnknownDurability(t *testing.T) {
 			if err := v.Flush(); !errors.Is(err, ErrFailed) {
 				t.Fatalf("flush after an undurable %s: %v, want ErrFailed", step, err)
 			}
-			v.Close()
 			// The rename happened: reopening finds the new chain, whose
 			// files must all be there.
-			v2, err := Open(dir, func(string) (Base, error) { return base, nil })
-			if err != nil {
-				t.Fatalf("reopen after an undurable %s: %v", step, err)
-			}
-			defer v2.Close()
+			v2 := reopen(t, v, func(string) (Base, error) { return base, nil })
 			want := a
 			if step == "reset" {
 				want = base.data[:ClusterSize]

@@ -36,6 +36,24 @@ func newVol(t *testing.T, size int64, opener BaseOpener) *Volume {
 	return v
 }
 
+// reopen closes v and opens its directory again (opener nil: noBase), as
+// a restart does.
+func reopen(t *testing.T, v *Volume, opener BaseOpener) *Volume {
+	t.Helper()
+	if opener == nil {
+		opener = noBase
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := Open(v.Dir(), opener)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	t.Cleanup(func() { v2.Close() })
+	return v2
+}
+
 // randomFrom returns n bytes drawn from rng.
 func randomFrom(rng *rand.Rand, n int64) []byte {
 	p := make([]byte, n)
@@ -133,12 +151,7 @@ func TestReopenKeepsFlushedWrites(t *testing.T) {
 	if err := v.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	v.Close()
-	v, err = Open(dir, noBase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v = reopen(t, v, nil)
 	want := bytes.Repeat([]byte{7}, 100)
 	copy(want[10:], bytes.Repeat([]byte{9}, 10))
 	if got := read(t, v, 70000, 100); !bytes.Equal(got, want) {
