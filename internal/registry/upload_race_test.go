@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,23 +30,12 @@ func TestBlobCorruptedByConcurrentPatch(t *testing.T) {
 	sum := sha256.Sum256(x)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
 
-	do := func(method, url string, body io.Reader) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest(method, url, body)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
-	}
 	// An intact blob, pushed monolithically.
-	if r := do("POST", srv.URL+"/v2/ns/good/blobs/uploads/?digest="+digest, strings.NewReader(string(x))); r.StatusCode != 201 {
+	if r := do(t, "POST", srv.URL+"/v2/ns/good/blobs/uploads/?digest="+digest, string(x)); r.StatusCode != 201 {
 		t.Fatalf("monolithic push: %d", r.StatusCode)
 	}
 
-	r := do("POST", srv.URL+"/v2/ns/evil/blobs/uploads/", nil)
+	r := do(t, "POST", srv.URL+"/v2/ns/evil/blobs/uploads/", "")
 	loc := srv.URL + r.Header.Get("Location")
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
@@ -62,7 +50,7 @@ func TestBlobCorruptedByConcurrentPatch(t *testing.T) {
 	pw.Write(x)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if g := do("GET", loc, nil); g.Header.Get("Range") == "0-14" {
+		if g := do(t, "GET", loc, ""); g.Header.Get("Range") == "0-14" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -73,7 +61,7 @@ func TestBlobCorruptedByConcurrentPatch(t *testing.T) {
 	// The PUT commits while the PATCH is still streaming: it must wait
 	// for the PATCH, and then find the content no longer matches.
 	put := make(chan int, 1)
-	go func() { put <- do("PUT", loc+"?digest="+digest, nil).StatusCode }()
+	go func() { put <- do(t, "PUT", loc+"?digest="+digest, "").StatusCode }()
 	time.Sleep(100 * time.Millisecond)
 	pw.Write([]byte(" + injected Y"))
 	pw.Close()
