@@ -307,10 +307,7 @@ func (s *Service) abandon(accountID, snapID, token string, cause error) {
 			return err
 		}
 		if token != "" {
-			if tok, err := tx.GetToken(accountID, "CreateSnapshot", token); err == nil {
-				tok.CreatedAt = time.Time{} // stale at once: a retry may take it
-				return tx.PutToken(tok)
-			}
+			return freeToken(tx, accountID, "CreateSnapshot", token)
 		}
 		return nil
 	})

@@ -50,19 +50,28 @@ func settleToken(tx meta.Tx, accountID, action, token, resultID string) error {
 // releaseToken lets a retry take over the token of a request that failed.
 func (s *Service) releaseToken(accountID, action, token string) {
 	err := s.store.Update(context.Background(), func(tx meta.Tx) error {
-		tok, err := tx.GetToken(accountID, action, token)
-		if err != nil {
-			return err
-		}
-		if tok.ResultID != "" {
-			return nil
-		}
-		tok.CreatedAt = time.Time{} // stale at once
-		return tx.PutToken(tok)
+		return freeToken(tx, accountID, action, token)
 	})
-	if err != nil && !errors.Is(err, meta.ErrNotFound) {
+	if err != nil {
 		s.log.Error("release client token", "action", action, "err", err)
 	}
+}
+
+// freeToken makes a token that produced nothing stale at once, in tx, so
+// that a retry takes it over; an unknown token is not an error.
+func freeToken(tx meta.Tx, accountID, action, token string) error {
+	tok, err := tx.GetToken(accountID, action, token)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if tok.ResultID != "" {
+		return nil
+	}
+	tok.CreatedAt = time.Time{}
+	return tx.PutToken(tok)
 }
 
 // paramsHash identifies a request's parameters for token comparison.
