@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"strings"
 	"time"
 
 	"github.com/snapstack/snapstack/internal/meta"
@@ -189,11 +188,7 @@ func (x *tx) SnapshotDiskIDs(accountID, product, regionID string) ([]string, err
 	w.eq("account_id", accountID)
 	w.product(product)
 	w.eq("region_id", regionID)
-	q := "SELECT DISTINCT disk_id FROM snapshots"
-	if len(w.conds) > 0 {
-		q += " WHERE " + strings.Join(w.conds, " AND ")
-	}
-	rows, err := x.t.QueryContext(x.ctx, q+" ORDER BY disk_id", w.args...)
+	rows, err := x.t.QueryContext(x.ctx, "SELECT DISTINCT disk_id FROM snapshots"+w.sql()+" ORDER BY disk_id", w.args...)
 	if err != nil {
 		return nil, err
 	}
