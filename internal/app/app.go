@@ -186,8 +186,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log)
 	eng.OnOffline(a.nbd.Disconnect)
 	// Idle keep-alive connections are closed after two minutes; API
-	// requests bound their own body and reply time (the registry's
-	// uploads may take longer).
+	// requests bound the time their body takes to arrive (api.Options
+	// BodyTimeout; the registry's uploads may take longer).
 	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
