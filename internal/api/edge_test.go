@@ -62,9 +62,10 @@ func TestApsaraActionMustBeSigned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == 200 || len(ran) > 0 {
-		t.Errorf("request signed for DescribeDisks ran %v (status %d)", ran, resp.StatusCode)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "IncompleteSignature") || len(ran) > 0 {
+		t.Errorf("request signed for DescribeDisks on .../DeleteDisk: ran %v, %d %s; want 400 IncompleteSignature", ran, resp.StatusCode, b)
 	}
 }
 
@@ -80,9 +81,10 @@ func TestRPCSignatureRefusedOnROARoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == 200 || len(ran) > 0 {
-		t.Errorf("RPC-signed DescribeDisks ran %v on a ROA route (status %d)", ran, resp.StatusCode)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "IncompleteSignature") || len(ran) > 0 {
+		t.Errorf("RPC-signed DescribeDisks on a ROA route: ran %v, %d %s; want 400 IncompleteSignature", ran, resp.StatusCode, b)
 	}
 }
 
@@ -109,8 +111,8 @@ func TestROASignatureUnsignedFormBodyRefused(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == 200 || len(ran) > 0 {
-		t.Errorf("unsigned form body ran %v (status %d %s)", ran, resp.StatusCode, b)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "IncompleteSignature") || len(ran) > 0 {
+		t.Errorf("unsigned form body: ran %v, %d %s; want 400 IncompleteSignature", ran, resp.StatusCode, b)
 	}
 }
 
