@@ -102,7 +102,7 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	report(ecs.Progress{Total: total})
 
 	var count atomic.Int64
-	var mu sync.Mutex // guards m
+	u := &uploadState{snap: job.SnapshotID, v: v, m: m, idx: newBlockIndex(total * ChunkSize / dedupBlock)}
 	work := make(chan int)
 	errc := make(chan error, e.workers)
 	var wg sync.WaitGroup
@@ -111,6 +111,7 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, ChunkSize)
+			scratch := make([]byte, 64<<10)
 			// Chunks are made durable in batches (one file-system flush
 			// per batch instead of one per chunk); the manifest is stored
 			// only after every batch committed.
@@ -121,7 +122,7 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 				if ch.Dirty != nil {
 					dirty = ch.Dirty[i]
 				}
-				if err := e.uploadChunk(ctx, job.SnapshotID, v, batch, buf, m, &mu, k, dirty); err != nil {
+				if err := u.chunk(ctx, batch, buf, scratch, k, dirty); err != nil {
 					errc <- err
 					return
 				}
@@ -201,24 +202,36 @@ const uploadBatch = 64
 // at most this many objects for one chunk.
 const maxPieces = 8
 
-// uploadChunk stores chunk k of the snapshot and records it in m. dirty
-// has a bit per cluster of the chunk written since the parent. When few
-// clusters changed, only their runs are read and stored (together, as
-// one object), as pieces over the parent's content: the cost of a small
-// change is the change, not the chunk. Otherwise, or when the chunk would
-// be cut into too many pieces, the whole chunk is read and stored as one
-// object.
-func (e *Engine) uploadChunk(ctx context.Context, snap string, v *volume.Volume, batch *chunk.Batch, buf []byte,
-	m *manifest.Manifest, mu *sync.Mutex, k int64, dirty uint64) error {
+// uploadState is what the workers of one upload share.
+type uploadState struct {
+	snap string
+	v    *volume.Volume
+	idx  *blockIndex // blocks stored so far, for deduplication
+
+	mu sync.Mutex
+	m  *manifest.Manifest // guarded by mu
+}
+
+// chunk stores chunk k of the snapshot and records it in the manifest.
+// dirty has a bit per cluster of the chunk written since the parent.
+// When few clusters changed, only their runs are read and stored
+// (together, as one object), as pieces over the parent's content: the
+// cost of a small change is the change, not the chunk. Otherwise, or
+// when the chunk would be cut into too many pieces, the whole chunk is
+// read, its runs that copy blocks stored earlier in this upload become
+// pieces of their objects (dedup.go), and the rest is stored as one
+// object. buf holds a chunk, scratch at least 64 KiB.
+func (u *uploadState) chunk(ctx context.Context, batch *chunk.Batch, buf, scratch []byte, k int64, dirty uint64) error {
 	start := k * ChunkSize
-	n := min(int64(ChunkSize), v.Size()-start)
+	n := min(int64(ChunkSize), u.v.Size()-start)
 	clusters := (n + volume.ClusterSize - 1) / volume.ClusterSize
 	dirty &= 1<<clusters - 1
 	runs := clusterRuns(dirty)
-	mu.Lock()
-	frags := m.Fragments(k)
-	mu.Unlock()
-	if int64(bits.OnesCount64(dirty))*2 >= clusters || frags+len(runs) > maxPieces {
+	u.mu.Lock()
+	frags := u.m.Fragments(k)
+	u.mu.Unlock()
+	whole := int64(bits.OnesCount64(dirty))*2 >= clusters || frags+len(runs) > maxPieces
+	if whole {
 		runs = []clusterRun{{0, clusters}}
 	}
 	// The runs that hold data are stored together as one object (one
@@ -230,29 +243,72 @@ func (e *Engine) uploadChunk(ctx context.Context, snap string, v *volume.Volume,
 		off := r.first * volume.ClusterSize
 		ln := min(n, (r.first+r.count)*volume.ClusterSize) - off
 		p := buf[used : used+ln]
-		if err := v.ReadSnapshotAt(snap, p, start+off); err != nil {
+		if err := u.v.ReadSnapshotAt(u.snap, p, start+off); err != nil {
 			return err
 		}
 		if chunk.IsZero(p) {
-			mu.Lock()
-			m.Patch(k, off, ln, chunk.ID{}, true)
-			mu.Unlock()
+			u.mu.Lock()
+			u.m.Patch(k, off, ln, chunk.ID{}, true)
+			u.mu.Unlock()
 			continue
 		}
 		parts = append(parts, part{off, ln, used})
 		used += ln
 	}
-	if len(parts) == 0 {
+	// Runs copied from earlier chunks are not stored again: each part
+	// may be cut into references and the runs between them, within the
+	// chunk's piece budget. What is left is moved together (each copy
+	// moves data down, so overlapping copies are safe).
+	var refs []dedupRef
+	spare := maxPieces - len(parts)
+	if !whole {
+		spare -= frags
+	}
+	if spare > 0 {
+		stored := parts
+		parts, used = nil, 0
+		for _, p := range stored {
+			found := u.idx.findCopies(u.v, u.snap, buf[p.at:p.at+p.n], scratch, u.m, &u.mu, 1+spare)
+			if len(found) > 0 {
+				spare -= len(found) + len(gaps(found, p.n)) - 1
+			}
+			for _, g := range gaps(found, p.n) {
+				copy(buf[used:], buf[p.at+g[0]:p.at+g[0]+g[1]])
+				parts = append(parts, part{p.off + g[0], g[1], used})
+				used += g[1]
+			}
+			for _, r := range found {
+				r.off += p.off
+				refs = append(refs, r)
+			}
+		}
+	}
+	if len(parts) == 0 && len(refs) == 0 {
 		return nil
 	}
-	id, _, err := batch.Put(ctx, buf[:used])
-	if err != nil {
-		return err
+	var id chunk.ID
+	if used > 0 {
+		var err error
+		if id, _, err = batch.Put(ctx, buf[:used]); err != nil {
+			return err
+		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	u.mu.Lock()
 	for _, p := range parts {
-		m.PatchFrom(k, p.off, p.n, id, p.at)
+		u.m.PatchFrom(k, p.off, p.n, id, p.at)
+	}
+	for _, r := range refs {
+		u.m.PatchFrom(k, r.off, r.n, r.id, r.objOff)
+	}
+	u.mu.Unlock()
+	// Only now, with the manifest saying where they are, may later
+	// chunks find these blocks.
+	for _, p := range parts {
+		for b := int64(0); b+dedupBlock <= p.n; b += dedupBlock {
+			if key := blockKey(buf[p.at+b:]); key != 0 {
+				u.idx.insert(key, (start+p.off+b)/dedupBlock)
+			}
+		}
 	}
 	return nil
 }

@@ -8,7 +8,8 @@
 // end), or a list of pieces: byte ranges of the chunk, each a range of
 // some object, the gaps between them zero. Pieces let an incremental
 // upload store only the clusters that changed inside a chunk and keep
-// pointing at the parent's object for the rest.
+// pointing at the parent's object for the rest, and let a chunk point at
+// a copy of some of its blocks that another chunk's object already holds.
 //
 // Encoding, version 2 (little endian); version 1 is version 2 with only
 // whole entries and no piece count, and is still read:

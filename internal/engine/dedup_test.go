@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"bytes"
+	"slices"
+	"testing"
+
+	"github.com/snapstack/snapstack/internal/chunk"
+	"github.com/snapstack/snapstack/internal/manifest"
+)
+
+// pieceAt returns the piece of chunk k holding byte off of the chunk.
+func pieceAt(t *testing.T, m *manifest.Manifest, k, off int64) manifest.Piece {
+	t.Helper()
+	for _, p := range m.Pieces(k, nil) {
+		if int64(p.Off) <= off && off < int64(p.Off+p.Len) {
+			return p
+		}
+	}
+	t.Fatalf("no piece of chunk %d holds offset %d: %+v", k, off, m.Pieces(k, nil))
+	return manifest.Piece{}
+}
+
+// A copy of data stored earlier in the same snapshot, at another offset
+// within its chunk, is stored once: the copy is a piece of the earlier
+// chunk's object, and the snapshot restores byte for byte.
+func TestUploadStoresCopiedBlocksOnce(t *testing.T) {
+	f := newFixture(t)
+	f.e.workers = 1 // chunks in disk order: the copy is uploaded after its original
+	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
+		t.Fatal(err)
+	}
+	orig := randBytes(20, 300<<10)
+	f.write("d-1", randBytes(21, 2<<20), 0) // chunks 0 and 1
+	f.write("d-1", orig, 1<<20+8<<10)       // inside chunk 1
+	f.write("d-1", randBytes(22, 1<<20), 5<<20)
+	f.write("d-1", orig, 5<<20+100<<10) // a copy inside chunk 5, elsewhere in its chunk
+	img := f.read("d-1")
+	f.snapshot("d-1", "s-1")
+
+	m := mustManifest(t, f, "s-1")
+	src, ok := m.Whole(1)
+	if !ok {
+		t.Fatalf("chunk 1 is not one object: %+v", m.Pieces(1, nil))
+	}
+	p := pieceAt(t, m, 5, 100<<10)
+	if p.ID != src || p.Off != 100<<10 || p.Len != 300<<10 || p.ObjOff != 8<<10 {
+		t.Errorf("the copy in chunk 5 is %+v, want bytes [8 KiB, 308 KiB) of chunk 1's object %s", p, src)
+	}
+	// Chunk 5's own object holds the rest of the chunk only.
+	own := pieceAt(t, m, 5, 0).ID
+	if raw, err := f.e.chunks.Get(ctx, own); err != nil || len(raw) != 1<<20-300<<10 {
+		t.Errorf("chunk 5's object holds %d bytes (%v), want %d", len(raw), err, 1<<20-300<<10)
+	}
+
+	if err := f.e.CreateDisk(ctx, "r-1", diskSize, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.read("r-1"), img) {
+		t.Fatal("the disk restored from s-1 differs")
+	}
+	if _, err := f.e.Verify(ctx, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The index only proposes: a block whose sampled bytes match an earlier
+// block but whose other bytes differ is stored, not referenced.
+func TestUploadComparesBytesBeforeReferencing(t *testing.T) {
+	f := newFixture(t)
+	f.e.workers = 1
+	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
+		t.Fatal(err)
+	}
+	orig := randBytes(30, 256<<10)
+	almost := bytes.Clone(orig)
+	almost[10*dedupBlock+100]++ // in block 10, at a byte the key does not sample
+	if blockKey(orig[10*dedupBlock:]) != blockKey(almost[10*dedupBlock:]) {
+		t.Fatal("the changed byte is sampled by blockKey; pick another")
+	}
+	f.write("d-1", orig, 2<<20)
+	f.write("d-1", almost, 6<<20+64<<10)
+	img := f.read("d-1")
+	f.snapshot("d-1", "s-1")
+
+	m := mustManifest(t, f, "s-1")
+	src := pieceAt(t, m, 2, 0).ID
+	base := int64(64 << 10)
+	if p := pieceAt(t, m, 6, base+10*dedupBlock); p.ID == src {
+		t.Errorf("the differing block refers to chunk 2's object: %+v", p)
+	}
+	// The equal runs on both sides of it are still found.
+	for _, off := range []int64{base, base + 11*dedupBlock} {
+		if p := pieceAt(t, m, 6, off); p.ID != src {
+			t.Errorf("the equal block at %d is not a piece of chunk 2's object: %+v", off, p)
+		}
+	}
+	if err := f.e.CreateDisk(ctx, "r-1", diskSize, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.read("r-1"), img) {
+		t.Fatal("the disk restored from s-1 differs")
+	}
+}
+
+// An object referenced by another chunk's copy outlives the snapshot
+// that stored it: the collector keeps it while a later snapshot shares
+// the copy.
+func TestCollectorKeepsCopiedBlocksSource(t *testing.T) {
+	f := newFixture(t)
+	f.e.workers = 1
+	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
+		t.Fatal(err)
+	}
+	orig := randBytes(40, 200<<10)
+	f.write("d-1", orig, 1<<20)
+	f.write("d-1", orig, 3<<20+40<<10)
+	f.snapshot("d-1", "s-1")
+	// Chunk 1 rewritten: s-2 shares chunk 3, whose copy lives in s-1's
+	// object of chunk 1.
+	f.write("d-1", randBytes(41, 1<<20), 1<<20)
+	img2 := f.read("d-1")
+	f.snapshot("d-1", "s-2")
+	if err := f.e.DeleteSnapshot(ctx, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.Collect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.Verify(ctx, "s-2"); err != nil {
+		t.Fatalf("s-2 lost the source of its copy: %v", err)
+	}
+	if err := f.e.CreateDisk(ctx, "r-2", diskSize, "s-2"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.read("r-2"), img2) {
+		t.Fatal("the disk restored from s-2 differs")
+	}
+}
+
+// The references kept fit the piece budget, longest first.
+func TestBestRefsKeepsPieceBudget(t *testing.T) {
+	const size = 1 << 20
+	var refs []dedupRef
+	for i := int64(0); i < 12; i++ {
+		refs = append(refs, dedupRef{off: i * 80 << 10, n: (16 + i) << 10, id: chunk.ID{byte(i)}})
+	}
+	kept := bestRefs(refs, size, maxPieces)
+	if n := len(kept) + len(gaps(kept, size)); n > maxPieces {
+		t.Fatalf("%d refs and their gaps make %d pieces, more than %d", len(kept), n, maxPieces)
+	}
+	// The three longest (inner: 2 pieces each, 7 in all), then the one
+	// at the chunk's start, which adds a single piece.
+	var offs []int64
+	for _, r := range kept {
+		offs = append(offs, r.off/(80<<10))
+	}
+	if !slices.Equal(offs, []int64{0, 9, 10, 11}) {
+		t.Fatalf("kept refs %v, want 0, 9, 10, 11", offs)
+	}
+}
+
+// The index forgets but never answers for another key.
+func TestBlockIndexLookup(t *testing.T) {
+	x := newBlockIndex(100)
+	a, b := blockKey(randBytes(1, dedupBlock)), blockKey(randBytes(2, dedupBlock))
+	x.insert(a, 7)
+	if blk, ok := x.lookup(a); !ok || blk != 7 {
+		t.Fatalf("lookup after insert: %d, %v", blk, ok)
+	}
+	if _, ok := x.lookup(b); ok && b&x.mask != a&x.mask {
+		t.Fatal("lookup of a key never inserted succeeded")
+	}
+	if blockKey(make([]byte, dedupBlock)) != 0 {
+		t.Fatal("a zero block has a key")
+	}
+	x.insert(b, 1<<32) // past 16 TiB: not indexed
+	if _, ok := x.lookup(b); ok && b&x.mask != a&x.mask {
+		t.Fatal("a block past 16 TiB was indexed")
+	}
+}
