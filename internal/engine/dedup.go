@@ -33,7 +33,7 @@ const (
 	dedupBlock = 4096
 	// minDedup is the shortest run worth a piece: each piece costs the
 	// restore a read of another object.
-	minDedup = 16 << 10
+	minDedup = 64 << 10
 	// blockIndexMax bounds the index's table (entries of 8 bytes).
 	blockIndexMax = 1 << 22
 )

@@ -72,10 +72,11 @@ func TestUploadComparesBytesBeforeReferencing(t *testing.T) {
 	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
 		t.Fatal(err)
 	}
-	orig := randBytes(30, 256<<10)
+	orig := randBytes(30, 512<<10)
 	almost := bytes.Clone(orig)
-	almost[10*dedupBlock+100]++ // in block 10, at a byte the key does not sample
-	if blockKey(orig[10*dedupBlock:]) != blockKey(almost[10*dedupBlock:]) {
+	const bad = minDedup/dedupBlock + 4 // a block with a run worth a piece on both sides
+	almost[bad*dedupBlock+100]++        // at a byte the key does not sample
+	if blockKey(orig[bad*dedupBlock:]) != blockKey(almost[bad*dedupBlock:]) {
 		t.Fatal("the changed byte is sampled by blockKey; pick another")
 	}
 	f.write("d-1", orig, 2<<20)
@@ -86,11 +87,11 @@ func TestUploadComparesBytesBeforeReferencing(t *testing.T) {
 	m := mustManifest(t, f, "s-1")
 	src := pieceAt(t, m, 2, 0).ID
 	base := int64(64 << 10)
-	if p := pieceAt(t, m, 6, base+10*dedupBlock); p.ID == src {
+	if p := pieceAt(t, m, 6, base+bad*dedupBlock); p.ID == src {
 		t.Errorf("the differing block refers to chunk 2's object: %+v", p)
 	}
 	// The equal runs on both sides of it are still found.
-	for _, off := range []int64{base, base + 11*dedupBlock} {
+	for _, off := range []int64{base, base + (bad+1)*dedupBlock} {
 		if p := pieceAt(t, m, 6, off); p.ID != src {
 			t.Errorf("the equal block at %d is not a piece of chunk 2's object: %+v", off, p)
 		}
