@@ -180,3 +180,19 @@ func TestBlockIndexLookup(t *testing.T) {
 		t.Fatal("a block past 16 TiB was indexed")
 	}
 }
+
+// A hydration reads a chunk holding a copy right after the chunk whose
+// object it shares, so that the object is decoded once.
+func TestHydrationOrderFollowsSharedObjects(t *testing.T) {
+	m := manifest.New(16<<20, ChunkSize, "")
+	obj := func(b byte) chunk.ID { return chunk.ID{b} }
+	for k := int64(0); k < 8; k++ {
+		m.Set(k, obj(byte(k+1)))
+	}
+	m.PatchFrom(6, 0, 64<<10, obj(3), 128<<10) // chunk 6 copies from chunk 2's object
+	m.PatchFrom(7, 4096, 64<<10, obj(2), 0)    // chunk 7 from chunk 1's
+	got := hydrationOrder(m)
+	if want := []int64{0, 1, 7, 2, 6, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}

@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -126,7 +128,7 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 	go func() {
 		defer e.wg.Done()
 		start := time.Now()
-		want := m.Indices()
+		want := hydrationOrder(m)
 		if err := v.Hydrate(e.bg, id, ChunkSize, want, e.workers, nil); err != nil {
 			// Stopped (the service stops; a restart resumes it), or
 			// superseded by another restore of the disk.
@@ -145,6 +147,43 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 			os.Remove(e.localManifestPath(diskID, "base", id))
 		}
 	}()
+}
+
+// hydrationOrder returns the chunks of m in the order a hydration reads
+// them: in disk order, except that a chunk made of pieces of an object an
+// earlier chunk holds (a copy found by the upload's deduplication) comes
+// right after the first chunk holding that object, while the base still
+// has it in its cache, instead of decoding it again much later.
+func hydrationOrder(m *manifest.Manifest) []int64 {
+	idx := m.Indices()
+	first := make(map[chunk.ID]int64, len(idx))
+	after := make(map[int64]int64) // chunk -> the earlier chunk it follows
+	var ps []manifest.Piece
+	for _, k := range idx {
+		at := k
+		ps = m.Pieces(k, ps[:0])
+		for _, p := range ps {
+			if f, ok := first[p.ID]; !ok {
+				first[p.ID] = k
+			} else {
+				at = min(at, f)
+			}
+		}
+		if at != k {
+			after[k] = at
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int64) int {
+		ka, kb := a, b
+		if f, ok := after[a]; ok {
+			ka = f
+		}
+		if f, ok := after[b]; ok {
+			kb = f
+		}
+		return cmp.Compare(ka, kb)
+	})
+	return idx
 }
 
 func (e *Engine) localManifestPath(diskID, kind, snapshotID string) string {
