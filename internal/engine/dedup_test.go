@@ -196,3 +196,59 @@ func TestHydrationOrderFollowsSharedObjects(t *testing.T) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
 }
+
+// Hydration reads a chunk of pieces with the same bytes as a client's
+// read, and keeps in the base's cache only the objects chunks share.
+func TestReadBulkOfPieces(t *testing.T) {
+	f := newFixture(t)
+	f.e.workers = 1
+	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
+		t.Fatal(err)
+	}
+	orig := randBytes(50, 300<<10)
+	f.write("d-1", orig, 1<<20)                                       // chunk 1: pieces of a private object
+	f.write("d-1", randBytes(51, 100<<10), 5<<20)                     // chunk 5: its own object ...
+	f.write("d-1", orig, 5<<20+128<<10)                               // ... and a copy of chunk 1's
+	f.write("d-1", bytes.Repeat([]byte("raw?"), 1<<10), 7<<20+64<<10) // compressible, private
+	f.snapshot("d-1", "s-1")
+	m := mustManifest(t, f, "s-1")
+	b := newBase(m, f.e.chunks)
+	shared := pieceAt(t, m, 1, 0).ID
+	if len(b.shared) != 1 || !b.shared[shared] {
+		t.Fatalf("shared objects %v, want only chunk 1's %s", b.shared, shared)
+	}
+	fresh := newBase(m, f.e.chunks)
+	for _, k := range m.Indices() {
+		if err := fresh.ReadBulk(make([]byte, ChunkSize), k*ChunkSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := range fresh.cache {
+		if !fresh.shared[id] {
+			t.Errorf("ReadBulk cached object %s, which one chunk uses", id)
+		}
+	}
+	for _, k := range m.Indices() {
+		want := make([]byte, ChunkSize)
+		if err := b.ReadAt(want, k*ChunkSize); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second time from pooled buffers
+			got := make([]byte, ChunkSize)
+			if err := b.ReadBulk(got, k*ChunkSize); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("ReadBulk of chunk %d differs from ReadAt", k)
+			}
+		}
+	}
+	img := f.read("d-1")
+	for _, k := range m.Indices() {
+		got := make([]byte, ChunkSize)
+		b.ReadBulk(got, k*ChunkSize)
+		if !bytes.Equal(got, img[k*ChunkSize:(k+1)*ChunkSize]) {
+			t.Fatalf("chunk %d differs from the disk", k)
+		}
+	}
+}

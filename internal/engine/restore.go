@@ -254,8 +254,25 @@ func (e *Engine) opener(dir string) volume.BaseOpener {
 		if err != nil {
 			return nil, err
 		}
-		return &base{m: m, chunks: e.chunks}, nil
+		return newBase(m, e.chunks), nil
 	}
+}
+
+func newBase(m *manifest.Manifest, chunks *chunk.Store) *base {
+	b := &base{m: m, chunks: chunks, shared: map[chunk.ID]bool{}}
+	user := map[chunk.ID]int64{} // object -> a chunk made of it
+	var ps []manifest.Piece
+	for _, k := range m.Indices() {
+		ps = m.Pieces(k, ps[:0])
+		for _, p := range ps {
+			if c, ok := user[p.ID]; !ok {
+				user[p.ID] = k
+			} else if c != k {
+				b.shared[p.ID] = true
+			}
+		}
+	}
+	return b
 }
 
 // base reads a snapshot from the chunk store, keeping the objects read
@@ -271,7 +288,12 @@ type base struct {
 	order    []chunk.ID
 	inflight map[chunk.ID]*fetch
 
+	// shared: the objects that more than one chunk is made of; set at
+	// creation. ReadBulk caches only these.
+	shared map[chunk.ID]bool
+
 	scratch sync.Pool // *[]byte: stored objects read by ReadBulk
+	plain   sync.Pool // *[]byte: plaintexts of objects ReadBulk does not cache
 }
 
 type fetch struct {
@@ -341,12 +363,16 @@ func (b *base) spans(k, from, to int64, fn func(lo, hi int64, p *manifest.Piece)
 
 // ReadBulk implements volume.BaseBulkReader: a whole chunk held by one
 // object is decoded straight into p (or copied from the cache or from a
-// fetch under way), without entering the cache; anything else is ReadAt.
+// fetch under way), without entering the cache; a chunk made of pieces
+// caches only the objects other chunks share; anything else is ReadAt.
 func (b *base) ReadBulk(p []byte, off int64) error {
 	k := off / b.m.ChunkSize
-	id, whole := b.m.Whole(k)
-	if !whole || off != k*b.m.ChunkSize || int64(len(p)) != min(b.m.ChunkSize, b.m.Size-off) {
+	if off != k*b.m.ChunkSize || int64(len(p)) != min(b.m.ChunkSize, b.m.Size-off) {
 		return b.ReadAt(p, off)
+	}
+	id, whole := b.m.Whole(k)
+	if !whole {
+		return b.readPieces(p, k)
 	}
 	b.mu.Lock()
 	data, cached := b.cache[id]
@@ -374,6 +400,85 @@ func (b *base) ReadBulk(p []byte, off int64) error {
 	}
 	clear(p[n:])
 	return nil
+}
+
+// readPieces fills p with chunk k, made of pieces: each object is read
+// once; one that no other chunk uses is decoded into pooled memory,
+// around the cache, which it would only churn.
+func (b *base) readPieces(p []byte, k int64) error {
+	type held struct {
+		id      chunk.ID
+		data    []byte
+		release func()
+	}
+	var objs []held
+	defer func() {
+		for _, h := range objs {
+			h.release()
+		}
+	}()
+	var err error
+	b.spans(k, 0, int64(len(p)), func(lo, hi int64, pc *manifest.Piece) bool {
+		dst := p[lo:hi]
+		if pc == nil {
+			clear(dst)
+			return true
+		}
+		i := 0
+		for i < len(objs) && objs[i].id != pc.ID {
+			i++
+		}
+		if i == len(objs) {
+			data, release, e := b.private(pc.ID)
+			if e != nil {
+				err = fmt.Errorf("chunk %d: %w", k, e)
+				return false
+			}
+			objs = append(objs, held{pc.ID, data, release})
+		}
+		data := objs[i].data
+		c := 0
+		if from := int64(pc.ObjOff) + lo - int64(pc.Off); from < int64(len(data)) {
+			c = copy(dst, data[from:])
+		}
+		clear(dst[c:])
+		return true
+	})
+	return err
+}
+
+// private returns an object's plaintext and the function that releases
+// it: from the cache (or a fetch under way) when it is there or shared,
+// else decoded into pooled memory (the plaintext may be in either pooled
+// buffer, so both are held until the release).
+func (b *base) private(id chunk.ID) ([]byte, func(), error) {
+	b.mu.Lock()
+	_, cached := b.cache[id]
+	_, fetching := b.inflight[id]
+	b.mu.Unlock()
+	if cached || fetching || b.shared[id] {
+		data, err := b.object(id)
+		return data, func() {}, err
+	}
+	buf, _ := b.plain.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+		*buf = make([]byte, 0, b.m.ChunkSize+64) // 64: the zstd decoder's slack
+	}
+	scratch, _ := b.scratch.Get().(*[]byte)
+	if scratch == nil {
+		scratch = new([]byte)
+	}
+	release := func() {
+		b.plain.Put(buf)
+		b.scratch.Put(scratch)
+	}
+	data, err := b.chunks.GetInto(context.Background(), id, (*buf)[:0], scratch)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return data, release, nil
 }
 
 // object returns the plaintext of an object, fetched once for concurrent
