@@ -125,9 +125,7 @@ func (c *codec) encode(data []byte) []byte { return c.encodeInto(nil, data) }
 // encodeInto is encode building the object in dst's storage when its
 // capacity is large enough (nil dst allocates).
 func (c *codec) encodeInto(dst, data []byte) []byte {
-	// Room for zstd's framing of incompressible data too (a few bytes per
-	// 128 KiB block), so that the raw fallback reuses the buffer.
-	if need := Overhead + len(data) + len(data)>>10 + 64; cap(dst) < need {
+	if need := maxEncoded(len(data)); cap(dst) < need {
 		dst = make([]byte, 0, need)
 	}
 	obj := c.enc.EncodeAll(data, dst[:HeaderSize])
@@ -143,6 +141,11 @@ func (c *codec) encodeInto(dst, data []byte) []byte {
 	binary.LittleEndian.PutUint32(obj[10:], uint32(len(obj)-HeaderSize))
 	return binary.LittleEndian.AppendUint32(obj, crc32.Checksum(obj, castagnoli))
 }
+
+// maxEncoded is the room encodeInto needs for n bytes of plaintext: the
+// envelope, and zstd's framing of incompressible data too (a few bytes
+// per 128 KiB block), so that the raw fallback reuses the buffer.
+func maxEncoded(n int) int { return Overhead + n + n>>10 + 64 }
 
 // decode checks obj and returns its plaintext, which hashes to id. Errors
 // wrap ErrCorrupt or ErrUnsupported. The result may share memory with obj.

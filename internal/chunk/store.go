@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/snapstack/snapstack/internal/blob"
 )
@@ -125,6 +126,23 @@ type Batch struct {
 	found bool
 }
 
+// objectAlign: the objects a batch encodes start at this alignment, with
+// spare capacity up to a multiple of it, so that a backend writing with
+// O_DIRECT can write them from where they are instead of copying them.
+const objectAlign = 4096
+
+// alignedBuffer returns an empty slice starting at an objectAlign
+// boundary, with room for at least n bytes rounded up to objectAlign.
+func alignedBuffer(n int) []byte {
+	n = (n + objectAlign - 1) / objectAlign * objectAlign
+	b := make([]byte, n+objectAlign)
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&b[0])) % objectAlign); r != 0 {
+		off = objectAlign - r
+	}
+	return b[off : off : off+n]
+}
+
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch {
 	return &Batch{s: s, b: blob.NewBatch(s.b), seen: map[ID]bool{}}
@@ -145,6 +163,9 @@ func (b *Batch) Put(ctx context.Context, data []byte) (ID, bool, error) {
 	case has:
 		b.found = true
 		return id, false, nil
+	}
+	if need := maxEncoded(len(data)); cap(b.obj) < need {
+		b.obj = alignedBuffer(need)
 	}
 	b.obj = b.s.codec.encodeInto(b.obj, data) // Put does not retain it
 	if err := b.b.Put(ctx, objectName(id), b.obj); err != nil {

@@ -65,17 +65,24 @@ func (b *batch) writeDirect(path string, data []byte) error {
 		return os.WriteFile(path, data, 0o600) // no O_DIRECT here (tmpfs, ...)
 	}
 	n := (len(data) + align - 1) / align * align
-	if cap(b.buf) < n+align {
-		b.buf = make([]byte, n+align)
+	var buf []byte
+	if len(data) > 0 && cap(data) >= n && uintptr(unsafe.Pointer(&data[0]))%align == 0 {
+		// Written from where it is: what the padding past len(data)
+		// holds is cut off by the truncate below.
+		buf = data[:n]
+	} else {
+		if cap(b.buf) < n+align {
+			b.buf = make([]byte, n+align)
+		}
+		// An aligned window of the buffer.
+		off := 0
+		if r := int(uintptr(unsafe.Pointer(&b.buf[0])) % align); r != 0 {
+			off = align - r
+		}
+		buf = b.buf[off : off+n]
+		copy(buf, data)
+		clear(buf[len(data):])
 	}
-	// An aligned window of the buffer.
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&b.buf[0])) % align); r != 0 {
-		off = align - r
-	}
-	buf := b.buf[off : off+n]
-	copy(buf, data)
-	clear(buf[len(data):])
 	if n > 0 {
 		if _, err := f.Write(buf); err != nil {
 			f.Close()

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/blob/blobtest"
@@ -332,5 +333,34 @@ func TestSync(t *testing.T) {
 	before := s.group.finished
 	if err := s.Sync(context.Background()); err != nil || s.group.finished != before+1 {
 		t.Fatalf("Sync: %v, flushes %d -> %d", err, before, s.group.finished)
+	}
+}
+
+// A batch writes an aligned object from where it is (no copy), padding
+// included, and the object is exactly its length: what the caller's
+// spare capacity held is not part of it.
+func TestBatchPutFromAlignedMemory(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	raw := bytes.Repeat([]byte{0xEE}, 3*4096)
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&raw[0])) % 4096); r != 0 {
+		off = 4096 - r
+	}
+	aligned := raw[off : off+5000 : off+8192] // garbage (0xEE) past the length
+	copy(aligned, blobtest.Data(7, 5000))
+	want := bytes.Clone(aligned)
+	b := blob.NewBatch(s)
+	if err := b.Put(ctx, "chunks/aa/aligned", aligned); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "chunks/aa/aligned"); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("stored %d bytes (%v), want the %d put", len(got), err, len(want))
+	}
+	if !bytes.Equal(aligned[:5000], want) {
+		t.Fatal("Put changed the caller's data")
 	}
 }
