@@ -155,6 +155,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := svc.Resume(ctx); err != nil {
 		return fail(fmt.Errorf("resume snapshots: %w", err))
 	}
+	// A crash can leave the data of a deleted snapshot stored.
+	if _, err := svc.ReleaseOrphans(ctx); err != nil {
+		return fail(fmt.Errorf("release deleted snapshots' data: %w", err))
+	}
 	keys := iam.New(store)
 	h := api.New(keys, func(err error) bool { return errors.Is(err, iam.ErrUnknownKey) }, cfg.Clock, cfg.Log, cfg.API)
 	h.Register(api.ECSVersion, api.ECSActions(svc))

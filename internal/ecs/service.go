@@ -88,6 +88,9 @@ type Engine interface {
 	// DeleteSnapshot releases the data of a snapshot (cancelling its
 	// upload if it is still running). Unknown snapshots are not an error.
 	DeleteSnapshot(ctx context.Context, snapshotID string) error
+	// StoredSnapshots lists the snapshots whose data is stored (uploaded,
+	// or uploaded and not released yet).
+	StoredSnapshots(ctx context.Context) ([]string, error)
 }
 
 // SnapshotJob names the snapshot to take.

@@ -397,6 +397,52 @@ func (s *Service) Resume(ctx context.Context) error {
 	return nil
 }
 
+// ReleaseOrphans releases the stored data of snapshots that have no
+// record: DeleteSnapshot removes the record, then the data, and a crash
+// in between leaves data that nothing would ever release (its chunks
+// kept by the collector forever). The data is listed before the records
+// are read, and a record is committed before its snapshot's data exists,
+// so a snapshot being created is never taken for an orphan. It returns
+// the number released.
+func (s *Service) ReleaseOrphans(ctx context.Context) (int, error) {
+	stored, err := s.engine.StoredSnapshots(ctx)
+	if err != nil || len(stored) == 0 {
+		return 0, err
+	}
+	known := map[string]bool{}
+	err = s.store.View(ctx, func(tx meta.Tx) error {
+		accs, err := tx.ListAccounts()
+		if err != nil {
+			return err
+		}
+		for _, a := range accs {
+			list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: a.ID, Product: meta.AnyProduct})
+			if err != nil {
+				return err
+			}
+			for _, snap := range list {
+				known[snap.ID] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range stored {
+		if known[id] {
+			continue
+		}
+		if err := s.engine.DeleteSnapshot(ctx, id); err != nil {
+			return n, err
+		}
+		s.log.Info("released the data of a deleted snapshot", "snapshot", id)
+		n++
+	}
+	return n, nil
+}
+
 // instantAccess reports whether a snapshot's instant access is still on:
 // InstantAccessRetentionDays end it (the snapshot itself stays until its
 // own retention ends).

@@ -217,6 +217,16 @@ func (e *Engine) loadManifest(ctx context.Context, snapshotID string) (*manifest
 
 // DeleteSnapshot cancels an upload under way and deletes the manifest;
 // the collector reclaims chunks no other manifest needs.
+// StoredSnapshots lists the snapshots whose manifest is stored.
+func (e *Engine) StoredSnapshots(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := e.blobs.List(ctx, "manifests/", func(name string) error {
+		ids = append(ids, strings.TrimPrefix(name, "manifests/"))
+		return nil
+	})
+	return ids, err
+}
+
 func (e *Engine) DeleteSnapshot(ctx context.Context, snapshotID string) error {
 	e.mu.Lock()
 	if cancel, ok := e.uploads[snapshotID]; ok {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -431,5 +432,23 @@ func TestBaseReadsEachChunkOnce(t *testing.T) {
 	wg.Wait()
 	if n := blobs.Calls(blobtest.OpGet); n != 1 {
 		t.Errorf("%d fetches of one chunk, want 1", n)
+	}
+}
+
+// StoredSnapshots lists the snapshots whose manifest is stored.
+func TestStoredSnapshots(t *testing.T) {
+	f := newFixture(t)
+	if err := f.e.CreateDisk(ctx, "d-1", diskSize, ""); err != nil {
+		t.Fatal(err)
+	}
+	f.write("d-1", []byte("x"), 0)
+	f.snapshot("d-1", "s-1")
+	f.snapshot("d-1", "s-2")
+	if err := f.e.DeleteSnapshot(ctx, "s-1"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.e.StoredSnapshots(ctx)
+	if err != nil || !slices.Equal(got, []string{"s-2"}) {
+		t.Fatalf("StoredSnapshots = %v, %v; want [s-2]", got, err)
 	}
 }

@@ -3,6 +3,10 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +18,8 @@ import (
 	"github.com/snapstack/snapstack/internal/api"
 	"github.com/snapstack/snapstack/internal/app"
 	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/meta"
+	"github.com/snapstack/snapstack/internal/meta/sqlstore"
 )
 
 // waitAccomplished polls DescribeSnapshots until the snapshot is done.
@@ -281,4 +287,49 @@ func TestDataDirInUse(t *testing.T) {
 		t.Fatalf("after the first stopped: %v", err)
 	}
 	a.Close()
+}
+
+// TestRestartReleasesDeletedSnapshotData: a crash between DeleteSnapshot's
+// commit and the release of the data leaves a stored manifest that no
+// record names (its chunks kept forever); the next start releases it.
+func TestRestartReleasesDeletedSnapshotData(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	_, _, data := e.runInstance()
+	c := e.legacyClient()
+	req := legacy.CreateCreateSnapshotRequest()
+	e.point(req)
+	req.DiskId = data
+	resp, err := c.CreateSnapshot(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitAccomplished(resp.SnapshotId)
+	if err := e.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(dir, "store", "manifests", resp.SnapshotId)
+	if _, err := os.Stat(manifest); err != nil {
+		t.Fatalf("the snapshot's manifest is not where this test looks: %v", err)
+	}
+	// The crash: the record is deleted, the data is not released.
+	store, err := sqlstore.OpenSQLite(context.Background(), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = store.Update(context.Background(), func(tx meta.Tx) error {
+		accs, err := tx.ListAccounts()
+		if err != nil || len(accs) != 1 {
+			return fmt.Errorf("accounts %v: %v", accs, err)
+		}
+		return tx.DeleteSnapshot(accs[0].ID, resp.SnapshotId)
+	})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, dir)
+	if _, err := os.Stat(manifest); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the deleted snapshot's manifest is still stored after a restart: %v", err)
+	}
 }
