@@ -382,6 +382,14 @@ func (b *base) ReadBulk(p []byte, off int64) error {
 		<-f.done
 		data, cached = f.data, f.err == nil
 	}
+	if !cached && b.shared[id] {
+		// Another chunk is made of it too (a copy): keep it at hand.
+		var err error
+		if data, err = b.object(id); err != nil {
+			return fmt.Errorf("chunk %d: %w", k, err)
+		}
+		cached = true
+	}
 	if !cached {
 		scratch, _ := b.scratch.Get().(*[]byte)
 		if scratch == nil {
@@ -394,7 +402,7 @@ func (b *base) ReadBulk(p []byte, off int64) error {
 			return fmt.Errorf("chunk %d: %w", k, err)
 		}
 	}
-	n := len(data)
+	n := min(len(data), len(p))
 	if n == 0 || &data[0] != &p[0] { // decoded into p: nothing to copy
 		n = copy(p, data)
 	}

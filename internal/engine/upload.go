@@ -262,7 +262,8 @@ func (u *uploadState) chunk(ctx context.Context, batch *chunk.Batch, buf, scratc
 	var refs []dedupRef
 	spare := maxPieces - len(parts)
 	if !whole {
-		spare -= frags
+		// Each run can also cut a piece of the parent into two.
+		spare -= frags + len(parts)
 	}
 	if spare > 0 {
 		stored := parts

@@ -79,7 +79,13 @@ func New(size, chunkSize int64, parent string) *Manifest {
 func (m *Manifest) Derive(size int64, parent string) *Manifest {
 	c := New(size, m.ChunkSize, parent)
 	for k, id := range m.whole {
-		if k*m.ChunkSize < size {
+		switch cl := m.chunkLen(k); {
+		case k*m.ChunkSize >= size:
+		case cl < m.ChunkSize && cl < c.chunkLen(k):
+			// The old short last chunk of a grown disk: its bytes past
+			// the old end are zeroes, whatever the object holds there.
+			c.split[k] = []Piece{{Off: 0, Len: uint32(cl), ID: id}}
+		default:
 			c.whole[k] = id
 		}
 	}
@@ -186,7 +192,11 @@ func (m *Manifest) patch(k, off, n int64, id chunk.ID, objOff int64, zero bool) 
 	m.Clear(k)
 	switch {
 	case len(out) == 0:
-	case len(out) == 1 && out[0].Off == 0 && out[0].ObjOff == 0 && int64(out[0].Len) == cl:
+	case len(out) == 1 && out[0].Off == 0 && out[0].ObjOff == 0 && int64(out[0].Len) == cl && cl == m.ChunkSize:
+		// Only a full-size chunk becomes whole: the object of a piece
+		// covering a short last chunk may be longer than the chunk (a
+		// copy of an earlier chunk's start), and a whole entry would
+		// take all of it once the disk grows.
 		m.whole[k] = out[0].ID
 	default:
 		m.split[k] = out

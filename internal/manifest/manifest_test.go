@@ -72,11 +72,34 @@ func TestPatchSplitsAndJoins(t *testing.T) {
 	if m.Len() != 0 {
 		t.Fatal("zeroing the whole chunk kept an entry")
 	}
-	// A short last chunk: a patch past its end is cut.
+	// A short last chunk: a patch past its end is cut, and the chunk
+	// stays one piece of its length (the object may be longer: a whole
+	// entry would take all of it once the disk grows).
 	s := New(1<<20+100, 1<<20, "")
 	s.Patch(1, 0, 1<<20, a, false)
-	if id, ok := s.Whole(1); !ok || id != a {
+	if _, ok := s.Whole(1); ok || !equalPieces(s.Pieces(1, nil), []Piece{{Off: 0, Len: 100, ID: a}}) {
 		t.Fatalf("short chunk: %+v", s.Pieces(1, nil))
+	}
+}
+
+// A disk that grows keeps its old short last chunk's length: the bytes
+// past the old end are zeroes whatever its object holds, also for a
+// whole entry (as manifests written before the rule above hold).
+func TestDeriveGrownKeepsShortChunkLength(t *testing.T) {
+	a := chunk.Sum([]byte("a"))
+	m := New(1<<20+100, 1<<20, "")
+	m.Set(0, a)
+	m.Set(1, a) // whole, of a 100-byte chunk
+	c := m.Derive(3<<20, "s-1")
+	if id, ok := c.Whole(0); !ok || id != a {
+		t.Errorf("full chunk 0: %+v", c.Pieces(0, nil))
+	}
+	if got := c.Pieces(1, nil); !equalPieces(got, []Piece{{Off: 0, Len: 100, ID: a}}) {
+		t.Errorf("old short chunk 1 after growing: %+v, want one piece of 100 bytes", got)
+	}
+	// Same size: nothing changes.
+	if id, ok := m.Derive(1<<20+100, "s-1").Whole(1); !ok || id != a {
+		t.Error("derived at the same size, the short chunk is no longer whole")
 	}
 }
 
