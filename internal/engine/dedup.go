@@ -24,18 +24,22 @@ import (
 // and the run becomes a manifest piece pointing into the earlier chunk's
 // object instead of being compressed and stored again.
 //
-// The index is lossy and bounded: a fixed table of blockIndexMax entries
-// of 8 bytes (32 MiB at most, whatever the disk size), each slot
-// overwritten by the last block that hashed to it. It forgets, it never
-// lies: a hit is only a candidate, kept only if the bytes are equal.
+// The index is lossy and bounded: a fixed table of 8-byte entries, each
+// slot overwritten by the last block that hashed to it. It forgets, it
+// never lies: a hit is only a candidate, kept only if the bytes are
+// equal. The tables of all the uploads under way share a budget
+// (dedupMemory): an upload that starts when others hold it gets a small
+// table, which only finds fewer copies.
 
 const (
 	dedupBlock = 4096
 	// minDedup is the shortest run worth a piece: each piece costs the
 	// restore a read of another object.
 	minDedup = 64 << 10
-	// blockIndexMax bounds the index's table (entries of 8 bytes).
-	blockIndexMax = 1 << 22
+	// dedupMemory bounds the memory of the indexes of all uploads.
+	dedupMemory = 64 << 20
+	// minIndexSlots is the table an upload gets whatever the budget.
+	minIndexSlots = 4096
 )
 
 // blockIndex maps a sampled key of a 4 KiB block to the disk block
@@ -46,15 +50,35 @@ type blockIndex struct {
 	mask  uint64
 }
 
-// newBlockIndex sizes the table for about blocks entries (twice as many
-// slots, as a power of two), between 4,096 and blockIndexMax.
-func newBlockIndex(blocks int64) *blockIndex {
-	n := uint64(4096)
-	for n < uint64(blocks)*2 && n < blockIndexMax {
+// newBlockIndex returns a table of twice as many slots as blocks (a
+// power of two), at most maxSlots and at least minIndexSlots.
+func newBlockIndex(blocks, maxSlots int64) *blockIndex {
+	n := uint64(minIndexSlots)
+	for n < uint64(blocks)*2 && n*2 <= uint64(maxSlots) {
 		n <<= 1
 	}
 	return &blockIndex{slots: make([]atomic.Uint64, n), mask: n - 1}
 }
+
+// bytes is the memory of the table.
+func (x *blockIndex) bytes() int64 { return int64(len(x.slots)) * 8 }
+
+// allocIndex returns an index for an upload of about blocks blocks,
+// within what the other uploads leave of dedupMemory; releaseIndex gives
+// it back.
+func (e *Engine) allocIndex(blocks int64) *blockIndex {
+	for {
+		used := e.dedupMem.Load()
+		// One upload takes at most half the budget (32 MiB: 4 Mi slots,
+		// for 2 Mi blocks, 8 GiB of data stored well).
+		x := newBlockIndex(blocks, min(dedupMemory-used, dedupMemory/2)/8)
+		if e.dedupMem.CompareAndSwap(used, used+x.bytes()) {
+			return x
+		}
+	}
+}
+
+func (e *Engine) releaseIndex(x *blockIndex) { e.dedupMem.Add(-x.bytes()) }
 
 // blockKey hashes 64 bytes sampled across a 4 KiB block: cheap (the
 // bytes are compared before any use), and 0 when every sampled byte is

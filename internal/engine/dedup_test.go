@@ -163,7 +163,7 @@ func TestBestRefsKeepsPieceBudget(t *testing.T) {
 
 // The index forgets but never answers for another key.
 func TestBlockIndexLookup(t *testing.T) {
-	x := newBlockIndex(100)
+	x := newBlockIndex(100, 1<<20)
 	a, b := blockKey(randBytes(1, dedupBlock)), blockKey(randBytes(2, dedupBlock))
 	x.insert(a, 7)
 	if blk, ok := x.lookup(a); !ok || blk != 7 {
@@ -250,5 +250,34 @@ func TestReadBulkOfPieces(t *testing.T) {
 		if !bytes.Equal(got, img[k*ChunkSize:(k+1)*ChunkSize]) {
 			t.Fatalf("chunk %d differs from the disk", k)
 		}
+	}
+}
+
+// The indexes of the uploads under way share dedupMemory: two large
+// uploads get half of it each, a third the smallest table while they
+// hold it, and the budget is whole again once they are released.
+func TestIndexesShareTheMemoryBudget(t *testing.T) {
+	f := newFixture(t)
+	const huge = 1 << 40 / dedupBlock // a 1 TiB upload
+	a, b := f.e.allocIndex(huge), f.e.allocIndex(huge)
+	if a.bytes() != dedupMemory/2 || b.bytes() != dedupMemory/2 {
+		t.Fatalf("two large uploads' indexes: %d and %d bytes, want %d each", a.bytes(), b.bytes(), dedupMemory/2)
+	}
+	c := f.e.allocIndex(huge)
+	if c.bytes() != minIndexSlots*8 {
+		t.Fatalf("third index while the first two hold the budget: %d bytes, want %d", c.bytes(), minIndexSlots*8)
+	}
+	f.e.releaseIndex(a)
+	f.e.releaseIndex(b)
+	f.e.releaseIndex(c)
+	if got := f.e.dedupMem.Load(); got != 0 {
+		t.Fatalf("%d bytes still counted after every release", got)
+	}
+	if d := f.e.allocIndex(huge); d.bytes() != dedupMemory/2 {
+		t.Fatalf("after the releases: %d bytes, want %d", d.bytes(), dedupMemory/2)
+	}
+	// A small upload gets a table for its size.
+	if s := f.e.allocIndex(100_000); s.bytes() != 256<<10*8 {
+		t.Fatalf("an upload of 100,000 blocks: %d bytes, want %d", s.bytes(), 256<<10*8)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/snapstack/snapstack/internal/blob"
 	"github.com/snapstack/snapstack/internal/chunk"
@@ -66,6 +67,8 @@ type Engine struct {
 	// gc keeps the collector apart from uploads: uploads hold it shared
 	// from their first chunk until their manifest is stored.
 	gc sync.RWMutex
+
+	dedupMem atomic.Int64 // bytes of the uploads' dedup indexes (dedup.go)
 
 	bg     context.Context
 	cancel context.CancelFunc

@@ -102,7 +102,8 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	report(ecs.Progress{Total: total})
 
 	var count atomic.Int64
-	u := &uploadState{snap: job.SnapshotID, v: v, m: m, idx: newBlockIndex(total * ChunkSize / dedupBlock)}
+	u := &uploadState{snap: job.SnapshotID, v: v, m: m, idx: e.allocIndex(total * ChunkSize / dedupBlock)}
+	defer e.releaseIndex(u.idx)
 	work := make(chan int)
 	errc := make(chan error, e.workers)
 	var wg sync.WaitGroup
