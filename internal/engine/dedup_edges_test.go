@@ -117,12 +117,7 @@ func TestIncrementalCopiesKeepPieceBudget(t *testing.T) {
 	if ps := m.Pieces(3, nil); len(ps) > maxPieces {
 		t.Errorf("chunk 3 has %d pieces, more than %d: %+v", len(ps), maxPieces, ps)
 	}
-	if err := f.e.CreateDisk(ctx, "r-2", diskSize, "s-2"); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(f.read("r-2"), img) {
-		t.Fatal("the disk restored from s-2 differs")
-	}
+	f.restoresTo("r-2", "s-2", diskSize, img)
 }
 
 // Many copies uploaded by concurrent workers, on a disk whose size is a
@@ -153,12 +148,7 @@ func TestConcurrentCopiesOddSize(t *testing.T) {
 	if len(newBase(m, f.e.chunks).shared) == 0 {
 		t.Error("no copy was referenced")
 	}
-	if err := f.e.CreateDisk(ctx, "r-1", size, "s-1"); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(f.read("r-1"), img) {
-		t.Fatal("the disk restored from s-1 differs")
-	}
+	f.restoresTo("r-1", "s-1", size, img)
 	// Incremental: small writes into chunks holding dedup pieces, and a
 	// new copy of s-1's data.
 	f.write("d-1", []byte("patch"), 3<<20+300<<10)
@@ -174,12 +164,7 @@ func TestConcurrentCopiesOddSize(t *testing.T) {
 	if _, err := f.e.Collect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.e.CreateDisk(ctx, "r-2", size, "s-2"); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(f.read("r-2"), img2) {
-		t.Fatal("the disk restored from s-2 differs")
-	}
+	f.restoresTo("r-2", "s-2", size, img2)
 }
 
 // hydrationOrder puts a chunk holding a copy right after its source

@@ -53,12 +53,7 @@ func TestUploadStoresCopiedBlocksOnce(t *testing.T) {
 		t.Errorf("chunk 5's object holds %d bytes (%v), want %d", len(raw), err, 1<<20-300<<10)
 	}
 
-	if err := f.e.CreateDisk(ctx, "r-1", diskSize, "s-1"); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(f.read("r-1"), img) {
-		t.Fatal("the disk restored from s-1 differs")
-	}
+	f.restoresTo("r-1", "s-1", diskSize, img)
 	if _, err := f.e.Verify(ctx, "s-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +91,7 @@ func TestUploadComparesBytesBeforeReferencing(t *testing.T) {
 			t.Errorf("the equal block at %d is not a piece of chunk 2's object: %+v", off, p)
 		}
 	}
-	if err := f.e.CreateDisk(ctx, "r-1", diskSize, "s-1"); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(f.read("r-1"), img) {
-		t.Fatal("the disk restored from s-1 differs")
-	}
+	f.restoresTo("r-1", "s-1", diskSize, img)
 }
 
 // An object referenced by another chunk's copy outlives the snapshot
@@ -131,12 +121,7 @@ func TestCollectorKeepsCopiedBlocksSource(t *testing.T) {
 	if _, err := f.e.Verify(ctx, "s-2"); err != nil {
 		t.Fatalf("s-2 lost the source of its copy: %v", err)
 	}
-	if err := f.e.CreateDisk(ctx, "r-2", diskSize, "s-2"); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(f.read("r-2"), img2) {
-		t.Fatal("the disk restored from s-2 differs")
-	}
+	f.restoresTo("r-2", "s-2", diskSize, img2)
 }
 
 // The references kept fit the piece budget, longest first.

@@ -120,6 +120,18 @@ func (f *fixture) read(disk string) []byte {
 	return p
 }
 
+// restoresTo creates disk from snapshot snap and checks that it reads
+// want.
+func (f *fixture) restoresTo(disk, snap string, size int64, want []byte) {
+	f.t.Helper()
+	if err := f.e.CreateDisk(ctx, disk, size, snap); err != nil {
+		f.t.Fatal(err)
+	}
+	if !bytes.Equal(f.read(disk), want) {
+		f.t.Fatalf("the disk restored from %s differs", snap)
+	}
+}
+
 func randBytes(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, 7))
 	p := make([]byte, n)

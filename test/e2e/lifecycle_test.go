@@ -22,6 +22,20 @@ import (
 	"github.com/snapstack/snapstack/internal/meta/sqlstore"
 )
 
+// snapshotDisk takes a snapshot of disk and waits until it is done.
+func (e *env) snapshotDisk(disk string) string {
+	e.t.Helper()
+	req := legacy.CreateCreateSnapshotRequest()
+	e.point(req)
+	req.DiskId = disk
+	resp, err := e.legacyClient().CreateSnapshot(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitAccomplished(resp.SnapshotId)
+	return resp.SnapshotId
+}
+
 // waitAccomplished polls DescribeSnapshots until the snapshot is done.
 func (e *env) waitAccomplished(id string) legacy.Snapshot {
 	e.t.Helper()
@@ -296,19 +310,11 @@ func TestRestartReleasesDeletedSnapshotData(t *testing.T) {
 	dir := t.TempDir()
 	e := start(t, dir)
 	_, _, data := e.runInstance()
-	c := e.legacyClient()
-	req := legacy.CreateCreateSnapshotRequest()
-	e.point(req)
-	req.DiskId = data
-	resp, err := c.CreateSnapshot(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitAccomplished(resp.SnapshotId)
+	snap := e.snapshotDisk(data)
 	if err := e.app.Close(); err != nil {
 		t.Fatal(err)
 	}
-	manifest := filepath.Join(dir, "store", "manifests", resp.SnapshotId)
+	manifest := filepath.Join(dir, "store", "manifests", snap)
 	if _, err := os.Stat(manifest); err != nil {
 		t.Fatalf("the snapshot's manifest is not where this test looks: %v", err)
 	}
@@ -322,7 +328,7 @@ func TestRestartReleasesDeletedSnapshotData(t *testing.T) {
 		if err != nil || len(accs) != 1 {
 			return fmt.Errorf("accounts %v: %v", accs, err)
 		}
-		return tx.DeleteSnapshot(accs[0].ID, resp.SnapshotId)
+		return tx.DeleteSnapshot(accs[0].ID, snap)
 	})
 	store.Close()
 	if err != nil {
