@@ -18,11 +18,12 @@ import (
 // copies of data at other offsets: a file copied inside the guest's file
 // system lands on other blocks, 4 KiB-aligned but rarely at the same
 // place within a chunk. While it uploads a snapshot, the engine keeps a
-// bounded index of the 4 KiB blocks it stored; a block of a later chunk
-// found in the index is compared byte for byte with the earlier copy (read
-// back from the sealed snapshot), the match is extended block by block,
-// and the run becomes a manifest piece pointing into the earlier chunk's
-// object instead of being compressed and stored again.
+// bounded index of a sample of the 4 KiB blocks it stored (one in 4,
+// chosen by content); a sampled block of a later chunk found in the index
+// is compared byte for byte with the earlier copy (read back from the
+// sealed snapshot), the match is extended block by block backwards and
+// forwards, and the run becomes a manifest piece pointing into the
+// earlier chunk's object instead of being compressed and stored again.
 //
 // The index is lossy and bounded: a fixed table of 8-byte entries, each
 // slot overwritten by the last block that hashed to it. It forgets, it
@@ -70,7 +71,7 @@ func (e *Engine) allocIndex(blocks int64) *blockIndex {
 	for {
 		used := e.dedupMem.Load()
 		// One upload takes at most half the budget (32 MiB: 4 Mi slots,
-		// for 2 Mi blocks, 8 GiB of data stored well).
+		// for 2 Mi sampled blocks, 32 GiB of data stored well).
 		x := newBlockIndex(blocks, min(dedupMemory-used, dedupMemory/2)/8)
 		if e.dedupMem.CompareAndSwap(used, used+x.bytes()) {
 			return x
@@ -98,6 +99,12 @@ func blockKey(b []byte) uint64 {
 }
 
 func (x *blockIndex) tag(key uint64) uint64 { return key>>32 | 1<<31 }
+
+// sampled reports whether a block with this key is indexed (and looked
+// up): one block in 4, chosen by content so that a copy's blocks are
+// chosen as its original's were. A run of minDedup (16 blocks) has none
+// with a probability of 1%; the table holds 4 times more of the data.
+func sampled(key uint64) bool { return key != 0 && key>>62 == 0 }
 
 // lookup returns the block last indexed under key, if any.
 func (x *blockIndex) lookup(key uint64) (int64, bool) {
@@ -134,9 +141,10 @@ func (x *blockIndex) findCopies(v *volume.Volume, snap string, data, scratch []b
 	m *manifest.Manifest, mu *sync.Mutex, budget int) []dedupRef {
 	var refs []dedupRef
 	var ps [maxPieces]manifest.Piece
+	end := int64(0) // the end of the last reference: runs do not overlap
 	for j := int64(0); j+dedupBlock <= int64(len(data)); j += dedupBlock {
 		key := blockKey(data[j:])
-		if key == 0 {
+		if !sampled(key) {
 			continue
 		}
 		blk, ok := x.lookup(key)
@@ -160,16 +168,20 @@ func (x *blockIndex) findCopies(v *volume.Volume, snap string, data, scratch []b
 		if p == nil {
 			continue
 		}
+		// Only sampled blocks are indexed: the run may begin before the
+		// block found, as far back as the piece and the last run allow.
+		back := matchBack(v, snap, src, data[max(end, j-(srcOff-int64(p.Off))):j], scratch)
 		limit := min(int64(p.Off+p.Len)-srcOff, int64(len(data))-j)
-		if limit < minDedup {
+		if back+limit < minDedup {
 			continue
 		}
-		n := matchRun(v, snap, src, data[j:j+limit], scratch)
+		n := back + matchRun(v, snap, src, data[j:j+limit], scratch)
 		if n < minDedup {
 			continue
 		}
-		refs = append(refs, dedupRef{off: j, n: n, objOff: int64(p.ObjOff) + srcOff - int64(p.Off), id: p.ID})
-		j += n - dedupBlock
+		refs = append(refs, dedupRef{off: j - back, n: n, objOff: int64(p.ObjOff) + srcOff - back - int64(p.Off), id: p.ID})
+		end = j - back + n
+		j = end - dedupBlock
 	}
 	return bestRefs(refs, int64(len(data)), budget)
 }
@@ -186,6 +198,27 @@ func matchRun(v *volume.Volume, snap string, src int64, want, scratch []byte) in
 		}
 		for b := int64(0); b < step; b += dedupBlock {
 			if string(got[b:b+dedupBlock]) != string(want[n:n+dedupBlock]) {
+				return n
+			}
+			n += dedupBlock
+		}
+	}
+	return n
+}
+
+// matchBack returns how many trailing whole blocks of want equal the
+// snapshot's bytes just before src, in bytes.
+func matchBack(v *volume.Volume, snap string, src int64, want, scratch []byte) int64 {
+	var n int64
+	for n+dedupBlock <= int64(len(want)) {
+		step := min(int64(len(scratch)), int64(len(want))-n) &^ (dedupBlock - 1)
+		got := scratch[:step]
+		if err := v.ReadSnapshotAt(snap, got, src-n-step); err != nil {
+			return n
+		}
+		for b := step - dedupBlock; b >= 0; b -= dedupBlock {
+			w := int64(len(want)) - n - dedupBlock
+			if string(got[b:b+dedupBlock]) != string(want[w:w+dedupBlock]) {
 				return n
 			}
 			n += dedupBlock

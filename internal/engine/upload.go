@@ -102,7 +102,7 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	report(ecs.Progress{Total: total})
 
 	var count atomic.Int64
-	u := &uploadState{snap: job.SnapshotID, v: v, m: m, idx: e.allocIndex(total * ChunkSize / dedupBlock)}
+	u := &uploadState{snap: job.SnapshotID, v: v, m: m, idx: e.allocIndex(total * ChunkSize / dedupBlock / 4)}
 	defer e.releaseIndex(u.idx)
 	work := make(chan int)
 	errc := make(chan error, e.workers)
@@ -307,7 +307,7 @@ func (u *uploadState) chunk(ctx context.Context, batch *chunk.Batch, buf, scratc
 	// chunks find these blocks.
 	for _, p := range parts {
 		for b := int64(0); b+dedupBlock <= p.n; b += dedupBlock {
-			if key := blockKey(buf[p.at+b:]); key != 0 {
+			if key := blockKey(buf[p.at+b:]); sampled(key) {
 				u.idx.insert(key, (start+p.off+b)/dedupBlock)
 			}
 		}
