@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/snapstack/snapstack/internal/atomicfile"
 )
@@ -399,6 +400,51 @@ func (v *Volume) writeChunk(h hydrated) error {
 	return nil
 }
 
+// preallocate allocates in the bottom's data file the ranges of the
+// wanted chunks that the base holds data for (zero ranges stay holes),
+// before the hydration writes them: ext4 lets direct writes into
+// allocated (unwritten) blocks share the file's lock, while writes that
+// allocate take it exclusively and so run one at a time (bench restore:
+// 2.10-2.37 s against 2.38-2.67 s, three runs each). Failures are
+// ignored: the writes allocate then. Zero clusters inside a data range
+// are punched by the hydration as before. It stops when ctx ends.
+func preallocate(ctx context.Context, bottom *layer, bx BaseExtenter, size, chunkSize int64, want []int64) {
+	sorted := slices.Clone(want)
+	slices.Sort(sorted)
+	const keepSize = 0x01
+	var from, to int64 // the data range being gathered
+	alloc := func() {
+		if to > from {
+			syscall.Fallocate(int(bottom.data.Fd()), keepSize, from, to-from)
+		}
+	}
+	for i := 0; i < len(sorted); {
+		j := i + 1
+		for j < len(sorted) && sorted[j] == sorted[j-1]+1 {
+			j++
+		}
+		off := sorted[i] * chunkSize
+		end := min(sorted[j-1]*chunkSize+chunkSize, size)
+		pos := off
+		bx.Extents(off, end-off, func(n int64, zero bool) bool {
+			if !zero {
+				if pos != to {
+					alloc()
+					from = pos
+				}
+				to = pos + n
+			}
+			pos += n
+			return ctx.Err() == nil
+		})
+		if ctx.Err() != nil {
+			return // the hydration stops too
+		}
+		i = j
+	}
+	alloc()
+}
+
 // hydrateWriters is the number of goroutines writing hydrated chunks.
 const hydrateWriters = 2
 
@@ -437,12 +483,17 @@ func (v *Volume) Hydrate(ctx context.Context, base string, chunkSize int64, want
 	if err == nil && v.st.Base != base {
 		err = fmt.Errorf("%w: %q, not %q", ErrBaseChanged, v.st.Base, base)
 	}
+	bx, _ := v.base.(BaseExtenter)
+	bottom, size := v.layers[0], v.st.Size
 	v.mu.RUnlock()
 	if err != nil {
 		return err
 	}
 	if workers < 1 {
 		workers = 1
+	}
+	if bx != nil {
+		preallocate(ctx, bottom, bx, size, chunkSize, want)
 	}
 	hints := make(chan int64, 256)
 	v.mu.Lock()

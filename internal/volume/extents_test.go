@@ -2,6 +2,7 @@ package volume
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -279,6 +280,64 @@ func BenchmarkExtents4GiB(b *testing.B) {
 		v.Extents(0, chainSize, func(int64, bool, bool) bool { n++; return true })
 		if n == 0 {
 			b.Fatal("no extents")
+		}
+	}
+}
+
+// Before hydrating, the data ranges of the wanted chunks, as the base
+// reports them, are allocated in the bottom's file, and nothing else.
+func TestPreallocateDataExtents(t *testing.T) {
+	const chunk, size, unit = 1 << 20, 4 << 20, 256 << 10
+	zb := &zeroBase{memBase: memBase{data: make([]byte, size)}, chunk: unit, zero: map[int64]bool{1: true, 2: true, 9: true}}
+	v := newVol(t, size, func(string) (Base, error) { return zb, nil })
+	if err := v.Reset("s-base"); err != nil {
+		t.Fatal(err)
+	}
+	bottom := v.layers[0]
+	// Chunks 3, 0 and 1 (chunk 2 not wanted): units 0 and 3 of chunk 0,
+	// all of chunks 1 and 3.
+	preallocate(context.Background(), bottom, zb, size, chunk, []int64{3, 0, 1})
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(bottom.data.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	want := int64(2*unit + 2*chunk)
+	if got := st.Blocks * 512; got < want || got > want+64<<10 {
+		t.Fatalf("%d bytes allocated, want the %d of the data ranges", got, want)
+	}
+}
+
+// A hydration through a base that reports its zero ranges gives the
+// base's bytes, with zero clusters as holes, also one inside a range the
+// base reports as data (allocated beforehand, then punched).
+func TestHydratePreallocated(t *testing.T) {
+	const chunk, size, unit = 1 << 20, 4 << 20, 256 << 10
+	zb := &zeroBase{memBase: memBase{data: make([]byte, size)}, chunk: unit, zero: map[int64]bool{1: true, 6: true}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for u := int64(0); u < size/unit; u++ {
+		if !zb.zero[u] {
+			copy(zb.data[u*unit:], randomFrom(rng, unit))
+		}
+	}
+	zeroInData := int64(9*unit + ClusterSize) // a zero cluster in a data unit
+	clear(zb.data[zeroInData : zeroInData+ClusterSize])
+	v := newVol(t, size, func(string) (Base, error) { return zb, nil })
+	if err := v.Reset("s-base"); err != nil {
+		t.Fatal(err)
+	}
+	if !punchWorks(t, filepath.Dir(v.Dir())) {
+		t.Skip("no hole punching here")
+	}
+	if err := v.Hydrate(context.Background(), v.BaseID(), chunk, []int64{0, 1, 2, 3}, 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, v, 0, size); !bytes.Equal(got, zb.data) {
+		t.Fatal("hydrated volume differs from the base")
+	}
+	fd := int(v.layers[0].data.Fd())
+	for _, off := range []int64{1 * unit, 6 * unit, zeroInData} {
+		if next, err := syscall.Seek(fd, off, seekData); err == nil && next < off+ClusterSize {
+			t.Errorf("zero cluster at %d holds data after hydration", off)
 		}
 	}
 }
