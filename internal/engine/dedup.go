@@ -100,6 +100,10 @@ func blockKey(b []byte) uint64 {
 
 func (x *blockIndex) tag(key uint64) uint64 { return key>>32 | 1<<31 }
 
+// slot is where key goes: its low bits but the lowest, which blockKey
+// sets to 1.
+func (x *blockIndex) slot(key uint64) uint64 { return key >> 1 & x.mask }
+
 // sampled reports whether a block with this key is indexed (and looked
 // up): one block in 4, chosen by content so that a copy's blocks are
 // chosen as its original's were. A run of minDedup (16 blocks) has none
@@ -108,7 +112,7 @@ func sampled(key uint64) bool { return key != 0 && key>>62 == 0 }
 
 // lookup returns the block last indexed under key, if any.
 func (x *blockIndex) lookup(key uint64) (int64, bool) {
-	v := x.slots[key&x.mask].Load()
+	v := x.slots[x.slot(key)].Load()
 	if v == 0 || v>>32 != x.tag(key) {
 		return 0, false
 	}
@@ -121,7 +125,7 @@ func (x *blockIndex) insert(key uint64, blk int64) {
 	if blk >= 1<<32 {
 		return
 	}
-	x.slots[key&x.mask].Store(x.tag(key)<<32 | uint64(blk))
+	x.slots[x.slot(key)].Store(x.tag(key)<<32 | uint64(blk))
 }
 
 // dedupRef is a run of the chunk at off, n bytes long, equal to bytes

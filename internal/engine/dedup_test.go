@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 	"testing"
 
@@ -154,14 +155,14 @@ func TestBlockIndexLookup(t *testing.T) {
 	if blk, ok := x.lookup(a); !ok || blk != 7 {
 		t.Fatalf("lookup after insert: %d, %v", blk, ok)
 	}
-	if _, ok := x.lookup(b); ok && b&x.mask != a&x.mask {
+	if _, ok := x.lookup(b); ok && x.slot(b) != x.slot(a) {
 		t.Fatal("lookup of a key never inserted succeeded")
 	}
 	if blockKey(make([]byte, dedupBlock)) != 0 {
 		t.Fatal("a zero block has a key")
 	}
 	x.insert(b, 1<<32) // past 16 TiB: not indexed
-	if _, ok := x.lookup(b); ok && b&x.mask != a&x.mask {
+	if _, ok := x.lookup(b); ok && x.slot(b) != x.slot(a) {
 		t.Fatal("a block past 16 TiB was indexed")
 	}
 }
@@ -264,5 +265,20 @@ func TestIndexesShareTheMemoryBudget(t *testing.T) {
 	// A small upload gets a table for its size.
 	if s := f.e.allocIndex(100_000); s.bytes() != 256<<10*8 {
 		t.Fatalf("an upload of 100,000 blocks: %d bytes, want %d", s.bytes(), 256<<10*8)
+	}
+}
+
+// Keys spread over every slot of the table (blockKey sets the lowest bit
+// of every key: slots indexed by it would use half the table).
+func TestBlockIndexUsesEverySlot(t *testing.T) {
+	x := newBlockIndex(0, 1<<20)
+	used := map[uint64]bool{}
+	blk := randBytes(1, dedupBlock)
+	for i := range 20 * minIndexSlots {
+		binary.LittleEndian.PutUint64(blk, uint64(i)) // bytes 0-7 are sampled
+		used[x.slot(blockKey(blk))] = true
+	}
+	if len(used) < minIndexSlots*9/10 {
+		t.Fatalf("%d of %d slots used by %d keys", len(used), minIndexSlots, 20*minIndexSlots)
 	}
 }
