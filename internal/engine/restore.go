@@ -155,19 +155,14 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 // right after the first chunk holding that object, while the base still
 // has it in its cache, instead of decoding it again much later.
 func hydrationOrder(m *manifest.Manifest) []int64 {
-	idx := m.Indices()
-	first := make(map[chunk.ID]int64, len(idx))
+	idx, first := firstChunks(m)
 	after := make(map[int64]int64) // chunk -> the earlier chunk it follows
 	var ps []manifest.Piece
 	for _, k := range idx {
 		at := k
 		ps = m.Pieces(k, ps[:0])
 		for _, p := range ps {
-			if f, ok := first[p.ID]; !ok {
-				first[p.ID] = k
-			} else {
-				at = min(at, f)
-			}
+			at = min(at, first[p.ID])
 		}
 		if at != k {
 			after[k] = at
@@ -184,6 +179,23 @@ func hydrationOrder(m *manifest.Manifest) []int64 {
 		return cmp.Compare(ka, kb)
 	})
 	return idx
+}
+
+// firstChunks returns the chunks of m holding data, in order, and for
+// each object the first of them made of it.
+func firstChunks(m *manifest.Manifest) ([]int64, map[chunk.ID]int64) {
+	idx := m.Indices()
+	first := make(map[chunk.ID]int64, len(idx))
+	var ps []manifest.Piece
+	for _, k := range idx {
+		ps = m.Pieces(k, ps[:0])
+		for _, p := range ps {
+			if _, ok := first[p.ID]; !ok {
+				first[p.ID] = k
+			}
+		}
+	}
+	return idx, first
 }
 
 func (e *Engine) localManifestPath(diskID, kind, snapshotID string) string {
@@ -260,14 +272,12 @@ func (e *Engine) opener(dir string) volume.BaseOpener {
 
 func newBase(m *manifest.Manifest, chunks *chunk.Store) *base {
 	b := &base{m: m, chunks: chunks, shared: map[chunk.ID]bool{}}
-	user := map[chunk.ID]int64{} // object -> a chunk made of it
+	idx, first := firstChunks(m)
 	var ps []manifest.Piece
-	for _, k := range m.Indices() {
+	for _, k := range idx {
 		ps = m.Pieces(k, ps[:0])
 		for _, p := range ps {
-			if c, ok := user[p.ID]; !ok {
-				user[p.ID] = k
-			} else if c != k {
+			if first[p.ID] != k {
 				b.shared[p.ID] = true
 			}
 		}
