@@ -365,24 +365,31 @@ func (s *Service) reporter(accountID, snapID string) func(Progress) {
 	}
 }
 
-// Resume restarts the engine on every snapshot still in progress; call it
-// once at start.
-func (s *Service) Resume(ctx context.Context) error {
-	var todo []*meta.Snapshot
+// allSnapshots returns the snapshot records of every account and product
+// with the given status ("" for any).
+func (s *Service) allSnapshots(ctx context.Context, status string) ([]*meta.Snapshot, error) {
+	var out []*meta.Snapshot
 	err := s.store.View(ctx, func(tx meta.Tx) error {
 		accs, err := tx.ListAccounts()
 		if err != nil {
 			return err
 		}
 		for _, a := range accs {
-			list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: a.ID, Product: meta.AnyProduct, Status: SnapProgressing})
+			list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: a.ID, Product: meta.AnyProduct, Status: status})
 			if err != nil {
 				return err
 			}
-			todo = append(todo, list...)
+			out = append(out, list...)
 		}
 		return nil
 	})
+	return out, err
+}
+
+// Resume restarts the engine on every snapshot still in progress; call it
+// once at start.
+func (s *Service) Resume(ctx context.Context) error {
+	todo, err := s.allSnapshots(ctx, SnapProgressing)
 	if err != nil {
 		return err
 	}
@@ -409,25 +416,13 @@ func (s *Service) ReleaseOrphans(ctx context.Context) (int, error) {
 	if err != nil || len(stored) == 0 {
 		return 0, err
 	}
-	known := map[string]bool{}
-	err = s.store.View(ctx, func(tx meta.Tx) error {
-		accs, err := tx.ListAccounts()
-		if err != nil {
-			return err
-		}
-		for _, a := range accs {
-			list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: a.ID, Product: meta.AnyProduct})
-			if err != nil {
-				return err
-			}
-			for _, snap := range list {
-				known[snap.ID] = true
-			}
-		}
-		return nil
-	})
+	all, err := s.allSnapshots(ctx, "")
 	if err != nil {
 		return 0, err
+	}
+	known := map[string]bool{}
+	for _, snap := range all {
+		known[snap.ID] = true
 	}
 	n := 0
 	for _, id := range stored {
