@@ -162,3 +162,27 @@ func TestConfigFile(t *testing.T) {
 		t.Error("a malformed --region was accepted")
 	}
 }
+
+func TestCompressionFlag(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snapstack.json")
+	os.WriteFile(path, []byte(`{"compression":"zstd"}`), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""}, // the store's default, s2
+		{[]string{"--compression", "zstd"}, "zstd"},
+		{[]string{"--config", path}, "zstd"},
+		{[]string{"--config", path, "--compression", "s2"}, "s2"},
+	} {
+		c, err := parseServeFlags(tc.args)
+		if err != nil {
+			t.Errorf("parseServeFlags(%q): %v", tc.args, err)
+		} else if c.compression != tc.want {
+			t.Errorf("parseServeFlags(%q): compression %q, want %q", tc.args, c.compression, tc.want)
+		}
+	}
+	if _, err := parseServeFlags([]string{"--compression", "lz4"}); err == nil || !strings.Contains(err.Error(), "lz4") {
+		t.Errorf("--compression lz4: %v; want an error naming it", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/snapstack/snapstack/internal/api"
 	"github.com/snapstack/snapstack/internal/atomicfile"
 	"github.com/snapstack/snapstack/internal/blob/local"
+	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/clock"
 	"github.com/snapstack/snapstack/internal/dsw"
 	"github.com/snapstack/snapstack/internal/ecd"
@@ -45,6 +46,10 @@ type Config struct {
 	RetentionInterval time.Duration
 	// GCInterval is how often unreferenced chunks are collected.
 	GCInterval time.Duration
+	// Compression of new chunks: "s2" (the default when empty), "zstd"
+	// or "none" (chunk.ParseCompression). Stored chunks of every
+	// compression are read whatever it is.
+	Compression string
 	// AccessKeyID/AccessKeySecret of the root account; when empty the key
 	// stored in the data directory is used, or a new one is made.
 	AccessKeyID     string
@@ -98,6 +103,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.GCInterval <= 0 {
 		cfg.GCInterval = 10 * time.Minute
 	}
+	compression, err := chunk.ParseCompression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -120,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		store.Close()
 		return nil, err
 	}
-	eng, err := engine.New(filepath.Join(cfg.DataDir, "volumes"), blobs, cfg.Log)
+	eng, err := engine.New(filepath.Join(cfg.DataDir, "volumes"), blobs, compression, cfg.Log)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -27,7 +27,7 @@ func BenchmarkPut1MiB(b *testing.B) {
 	ctx := context.Background()
 	for _, kind := range []string{"compressible", "random"} {
 		b.Run(kind, func(b *testing.B) {
-			s, err := NewStore(discard{})
+			s, err := NewStore(discard{}, DefaultCompression)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -48,7 +48,7 @@ func BenchmarkGet1MiB(b *testing.B) {
 	ctx := context.Background()
 	for _, kind := range []string{"compressible", "random"} {
 		b.Run(kind, func(b *testing.B) {
-			s, err := NewStore(mem.New())
+			s, err := NewStore(mem.New(), DefaultCompression)
 			if err != nil {
 				b.Fatal(err)
 			}

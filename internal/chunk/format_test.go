@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -22,9 +23,12 @@ func reseal(obj []byte) []byte {
 	return obj
 }
 
-func testCodec(t testing.TB) *codec {
+// writeCompressions are the compressions a Store can write.
+var writeCompressions = []Compression{CompressionS2, CompressionZstd, CompressionNone}
+
+func testCodec(t testing.TB, write Compression) *codec {
 	t.Helper()
-	c, err := newCodec()
+	c, err := newCodec(write)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,18 +36,69 @@ func testCodec(t testing.TB) *codec {
 }
 
 func TestRawFallback(t *testing.T) {
-	c := testCodec(t)
-	data := random(7, 1<<20)
-	obj := c.encode(data)
-	if Compression(obj[5]) != CompressionNone || len(obj) != len(data)+Overhead {
-		t.Fatalf("random data stored with compression %d in %d bytes; want raw in %d", obj[5], len(obj), len(data)+Overhead)
+	for _, write := range writeCompressions {
+		t.Run(write.String(), func(t *testing.T) {
+			c := testCodec(t, write)
+			data := random(7, 1<<20)
+			obj := c.encode(data)
+			if Compression(obj[5]) != CompressionNone || len(obj) != len(data)+Overhead {
+				t.Fatalf("random data stored with compression %d in %d bytes; want raw in %d", obj[5], len(obj), len(data)+Overhead)
+			}
+			if !bytes.Equal(obj[HeaderSize:len(obj)-TrailerSize], data) {
+				t.Fatal("raw payload differs from the plaintext")
+			}
+			data = compressible(7, 1<<20)
+			obj = c.encode(data)
+			if write == CompressionNone {
+				if Compression(obj[5]) != CompressionNone || !bytes.Equal(obj[HeaderSize:len(obj)-TrailerSize], data) {
+					t.Fatalf("compression none stored compressible data with compression %d in %d bytes", obj[5], len(obj))
+				}
+				return
+			}
+			if Compression(obj[5]) != write || len(obj) > 1<<19 {
+				t.Fatalf("compressible data stored with compression %d in %d bytes", obj[5], len(obj))
+			}
+		})
 	}
-	if !bytes.Equal(obj[HeaderSize:len(obj)-TrailerSize], data) {
-		t.Fatal("raw payload differs from the plaintext")
+}
+
+// TestEncodeEverySize round-trips every length around the compressors'
+// block and literal boundaries: the S2 block is written in place, so the
+// buffer encodeInto sizes must hold its worst case.
+func TestEncodeEverySize(t *testing.T) {
+	for _, write := range writeCompressions {
+		c := testCodec(t, write)
+		for _, n := range []int{0, 1, 2, 16, 17, 60, 61, 255, 256, 4095, 4096, 65535, 65536, 65537, 1<<20 - 1, 1 << 20, MaxSize} {
+			for _, data := range [][]byte{random(uint64(n), n), compressible(uint64(n), n)} {
+				obj := c.encodeInto(nil, data)
+				if len(obj) > maxEncoded(len(data)) {
+					t.Fatalf("%v, %d bytes: object of %d bytes, more than maxEncoded %d", write, n, len(obj), maxEncoded(len(data)))
+				}
+				got, err := c.decode(Sum(data), obj)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("%v, %d bytes: decode = %d bytes, %v", write, n, len(got), err)
+				}
+			}
+		}
 	}
-	obj = c.encode(compressible(7, 1<<20))
-	if Compression(obj[5]) != CompressionZstd || len(obj) > 1<<19 {
-		t.Fatalf("compressible data stored with compression %d in %d bytes", obj[5], len(obj))
+}
+
+func TestParseCompression(t *testing.T) {
+	for name, want := range map[string]Compression{"": DefaultCompression, "s2": CompressionS2, "zstd": CompressionZstd, "none": CompressionNone} {
+		if got, err := ParseCompression(name); err != nil || got != want {
+			t.Errorf("ParseCompression(%q) = %v, %v; want %v", name, got, err, want)
+		}
+		if name != "" && want.String() != name {
+			t.Errorf("%v.String() = %q", want, want.String())
+		}
+	}
+	for _, name := range []string{"lz4", "S2", "gzip"} {
+		if _, err := ParseCompression(name); err == nil || !strings.Contains(err.Error(), "want s2, zstd or none") {
+			t.Errorf("ParseCompression(%q) = %v; want an error naming the choices", name, err)
+		}
+	}
+	if _, err := NewStore(nil, Compression(9)); err == nil {
+		t.Error("NewStore accepted compression 9")
 	}
 }
 
@@ -52,17 +107,20 @@ func TestRawFallback(t *testing.T) {
 func TestBitFlips(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name string
-		data []byte
+		name  string
+		write Compression
+		data  []byte
 	}{
-		{"compressible-4KiB", compressible(1, 4<<10)},
-		{"random-4KiB", random(1, 4<<10)},
-		{"empty", nil},
-		{"compressible-1MiB", compressible(2, 1<<20)},
-		{"random-1MiB", random(2, 1<<20)},
+		{"compressible-4KiB-s2", CompressionS2, compressible(1, 4<<10)},
+		{"compressible-4KiB-zstd", CompressionZstd, compressible(1, 4<<10)},
+		{"random-4KiB", DefaultCompression, random(1, 4<<10)},
+		{"empty", DefaultCompression, nil},
+		{"compressible-1MiB-s2", CompressionS2, compressible(2, 1<<20)},
+		{"compressible-1MiB-zstd", CompressionZstd, compressible(2, 1<<20)},
+		{"random-1MiB", DefaultCompression, random(2, 1<<20)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, f := newTestStore(t)
+			s, f := newTestStoreWith(t, tc.write)
 			id, _, err := s.Put(ctx, tc.data)
 			if err != nil {
 				t.Fatal(err)
@@ -100,8 +158,11 @@ func TestBitFlips(t *testing.T) {
 }
 
 func TestTruncatedAndExtended(t *testing.T) {
-	c := testCodec(t)
-	for _, data := range [][]byte{compressible(3, 8<<10), random(3, 8<<10)} {
+	for _, tc := range []struct {
+		write Compression
+		data  []byte
+	}{{CompressionS2, compressible(3, 8<<10)}, {CompressionZstd, compressible(3, 8<<10)}, {CompressionS2, random(3, 8<<10)}} {
+		c, data := testCodec(t, tc.write), tc.data
 		id := Sum(data)
 		obj := c.encode(data)
 		for n := range len(obj) {
@@ -118,14 +179,14 @@ func TestTruncatedAndExtended(t *testing.T) {
 }
 
 func TestUnsupported(t *testing.T) {
-	c := testCodec(t)
+	c := testCodec(t, DefaultCompression)
 	data := compressible(4, 4<<10)
 	id := Sum(data)
 	for _, tc := range []struct {
 		name   string
 		offset int
 		value  byte
-	}{{"version 0", 4, 0}, {"version 2", 4, 2}, {"version 255", 4, 255}, {"compression 2", 5, 2}, {"compression 255", 5, 255}} {
+	}{{"version 0", 4, 0}, {"version 2", 4, 2}, {"version 255", 4, 255}, {"compression 3", 5, 3}, {"compression 255", 5, 255}} {
 		obj := c.encode(data)
 		obj[tc.offset] = tc.value
 		// Without a valid checksum the object is simply damaged...
@@ -143,10 +204,13 @@ func TestUnsupported(t *testing.T) {
 // TestInconsistentObjects builds objects with valid checksums whose fields
 // contradict each other or the ID.
 func TestInconsistentObjects(t *testing.T) {
-	c := testCodec(t)
+	c := testCodec(t, CompressionZstd)
 	data := compressible(5, 64<<10)
 	id := Sum(data)
 	zstdFrame := c.enc.EncodeAll(data, nil)
+	s2Block := s2.Encode(nil, data)
+	s2Bomb := binary.AppendUvarint(nil, 64<<20) // declares 64 MiB
+	s2Bomb = append(s2Bomb, s2Block[len(binary.AppendUvarint(nil, uint64(len(data)))):]...)
 	bomb := c.enc.EncodeAll(make([]byte, 64<<20), nil) // 64 MiB of zeros in a few KiB
 	streamed := streamEncode(t, make([]byte, 8<<20))   // no content size in the frame header
 	build := func(cmp Compression, plainLen int, payload []byte) []byte {
@@ -167,6 +231,13 @@ func TestInconsistentObjects(t *testing.T) {
 		"zstd empty payload":       build(CompressionZstd, len(data), nil),
 		"zstd bomb":                build(CompressionZstd, len(data), bomb),
 		"zstd streamed bomb":       build(CompressionZstd, len(data), streamed),
+		"s2 garbage":               build(CompressionS2, len(data), random(5, 1000)),
+		"s2 short plain length":    build(CompressionS2, len(data)-1, s2Block),
+		"s2 long plain length":     build(CompressionS2, len(data)+1, s2Block),
+		"s2 truncated block":       build(CompressionS2, len(data), s2Block[:len(s2Block)/2]),
+		"s2 empty payload":         build(CompressionS2, len(data), nil),
+		"s2 declares 64 MiB":       build(CompressionS2, len(data), s2Bomb),
+		"s2 other data":            build(CompressionS2, len(data), s2.Encode(nil, compressible(6, 64<<10))),
 		"payload length too large": func() []byte { o := c.encode(data); o[10]++; return reseal(o) }(),
 		"bad magic":                func() []byte { o := c.encode(data); o[0] = 'X'; return reseal(o) }(),
 		"other chunk":              c.encode(compressible(6, 64<<10)),

@@ -8,13 +8,16 @@ import (
 // FuzzDecode feeds arbitrary objects and IDs to the decoder: it must never
 // panic, must fail with ErrCorrupt or ErrUnsupported, and must never return
 // plaintext whose hash differs from the ID. With reseal set the checksum is
-// recomputed, so the fuzzer also explores the checks behind it and the zstd
-// decoder.
+// recomputed, so the fuzzer also explores the checks behind it and the S2
+// and zstd decoders.
 func FuzzDecode(f *testing.F) {
-	c := testCodec(f)
-	for i, data := range [][]byte{nil, {0}, []byte("hello"), compressible(1, 5000), random(1, 300), make([]byte, 4096)} {
+	c, zc := testCodec(f, CompressionS2), testCodec(f, CompressionZstd)
+	for i, data := range [][]byte{nil, {0}, []byte("hello"), compressible(1, 5000), random(1, 300), make([]byte, 4096), compressible(2, 9000)} {
 		id := Sum(data)
 		obj := c.encode(data)
+		if i%2 == 1 {
+			obj = zc.encode(data)
+		}
 		f.Add(obj, id[:], false)
 		f.Add(obj, id[:], true)
 		if len(obj) > 20 {

@@ -65,54 +65,62 @@ func BenchmarkChunkHash(b *testing.B) {
 // BenchmarkChunkHashCompress is what an upload does to each 1 MiB chunk
 // before the write: zero check, ID, compressed envelope.
 func BenchmarkChunkHashCompress(b *testing.B) {
-	c := testCodec(b)
-	for _, in := range workloadInputs() {
-		b.Run(in.name, func(b *testing.B) {
-			b.SetBytes(int64(len(in.data)))
-			b.ReportAllocs()
-			var stored int
-			for b.Loop() {
-				if IsZero(in.data) {
-					continue
+	for _, write := range []Compression{CompressionS2, CompressionZstd} {
+		c := testCodec(b, write)
+		for _, in := range workloadInputs() {
+			b.Run(write.String()+"/"+in.name, func(b *testing.B) {
+				b.SetBytes(int64(len(in.data)))
+				b.ReportAllocs()
+				var stored int
+				for b.Loop() {
+					if IsZero(in.data) {
+						continue
+					}
+					Sum(in.data)
+					stored = len(c.encode(in.data))
 				}
-				Sum(in.data)
-				stored = len(c.encode(in.data))
-			}
-			if stored > 0 {
-				b.ReportMetric(float64(len(in.data))/float64(stored), "ratio")
-			}
-		})
+				if stored > 0 {
+					b.ReportMetric(float64(len(in.data))/float64(stored), "ratio")
+				}
+			})
+		}
 	}
 }
 
 // BenchmarkChunkHashCompressParallel runs the same on every P (the upload
 // uses two workers): MB/s is for the whole process.
 func BenchmarkChunkHashCompressParallel(b *testing.B) {
-	c := testCodec(b)
 	data := logText(3, 1<<20)
-	b.SetBytes(int64(len(data)))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			Sum(data)
-			c.encode(data)
-		}
-	})
+	for _, write := range []Compression{CompressionS2, CompressionZstd} {
+		c := testCodec(b, write)
+		b.Run(write.String(), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					Sum(data)
+					c.encode(data)
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkChunkDecodeVerify is what a restore does to each stored chunk:
-// CRC-32C, zstd decode, BLAKE3 of the plaintext against the ID.
+// CRC-32C, decompression, BLAKE3 of the plaintext against the ID.
 func BenchmarkChunkDecodeVerify(b *testing.B) {
-	c := testCodec(b)
-	for _, in := range workloadInputs()[:2] {
-		b.Run(in.name, func(b *testing.B) {
-			id, obj := Sum(in.data), c.encode(in.data)
-			b.SetBytes(int64(len(in.data)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := c.decode(id, obj); err != nil {
-					b.Fatal(err)
+	for _, write := range []Compression{CompressionS2, CompressionZstd} {
+		c := testCodec(b, write)
+		for _, in := range workloadInputs()[:2] {
+			b.Run(write.String()+"/"+in.name, func(b *testing.B) {
+				id, obj := Sum(in.data), c.encode(in.data)
+				b.SetBytes(int64(len(in.data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := c.decode(id, obj); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

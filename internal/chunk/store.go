@@ -16,9 +16,10 @@ type Store struct {
 	codec *codec
 }
 
-// NewStore returns a Store keeping its chunks on b.
-func NewStore(b blob.Backend) (*Store, error) {
-	c, err := newCodec()
+// NewStore returns a Store keeping its chunks on b and writing new ones
+// with compression write (reads accept every compression).
+func NewStore(b blob.Backend, write Compression) (*Store, error) {
+	c, err := newCodec(write)
 	if err != nil {
 		return nil, fmt.Errorf("chunk: %w", err)
 	}

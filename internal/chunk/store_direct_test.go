@@ -18,7 +18,7 @@ func TestBatchDirectMixedSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewStore(b)
+	s, err := NewStore(b, DefaultCompression)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,14 @@ func random(seed uint64, n int) []byte { return blobtest.Data(seed, n) }
 
 func newTestStore(t testing.TB) (*Store, *blobtest.Faulty) {
 	t.Helper()
+	return newTestStoreWith(t, DefaultCompression)
+}
+
+// newTestStoreWith is newTestStore writing new chunks with compression write.
+func newTestStoreWith(t testing.TB, write Compression) (*Store, *blobtest.Faulty) {
+	t.Helper()
 	f := blobtest.NewFaulty(mem.New())
-	s, err := NewStore(f)
+	s, err := NewStore(f, write)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,48 +54,57 @@ func storedCompression(t *testing.T, f *blobtest.Faulty, id ID) Compression {
 }
 
 func TestRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	for _, size := range []int{0, 1, 4 << 10, 1 << 20, MaxSize} {
-		for kind, gen := range map[string]func(uint64, int) []byte{"compressible": compressible, "random": random} {
-			t.Run(fmt.Sprintf("%s/%d", kind, size), func(t *testing.T) {
-				s, f := newTestStore(t)
-				data := gen(uint64(size), size)
-				id, written, err := s.Put(ctx, data)
-				if err != nil || !written {
-					t.Fatalf("Put = %v, %v", written, err)
-				}
-				if id != Sum(data) {
-					t.Fatalf("Put returned ID %s, want %s", id, Sum(data))
-				}
-				got, err := s.Get(ctx, id)
-				if err != nil || !bytes.Equal(got, data) {
-					t.Fatalf("Get = %d bytes, %v; want the %d bytes put", len(got), err, len(data))
-				}
-				// GetInto: into the caller's memory when it is large
-				// enough, else a fresh buffer; the scratch buffer grows.
-				var scratch []byte
-				for _, dst := range [][]byte{make([]byte, min(7, size), size+1), make([]byte, 0, size/2)} {
-					got, err := s.GetInto(ctx, id, dst, &scratch)
-					if err != nil || !bytes.Equal(got, data) {
-						t.Fatalf("GetInto(cap %d) = %d bytes, %v; want the %d bytes put", cap(dst), len(got), err, len(data))
-					}
-					if size > 0 && cap(dst) >= size && &got[:1][0] != &dst[:1][0] {
-						t.Fatalf("GetInto(cap %d) did not use dst", cap(dst))
-					}
-				}
-				if has, err := s.Has(ctx, id); !has || err != nil {
-					t.Fatalf("Has = %v, %v", has, err)
-				}
-				// Random data and tiny chunks do not shrink: they are stored raw.
-				want := CompressionZstd
-				if kind == "random" || size <= 1 {
-					want = CompressionNone
-				}
-				if cmp := storedCompression(t, f, id); cmp != want {
-					t.Fatalf("stored with compression %d, want %d", cmp, want)
-				}
-			})
+	for _, write := range writeCompressions {
+		for _, size := range []int{0, 1, 4 << 10, 1 << 20, MaxSize} {
+			for kind, gen := range map[string]func(uint64, int) []byte{"compressible": compressible, "random": random} {
+				t.Run(fmt.Sprintf("%v/%s/%d", write, kind, size), func(t *testing.T) {
+					roundTrip(t, write, gen(uint64(size), size), kind == "random" || size <= 1)
+				})
+			}
 		}
+	}
+}
+
+// roundTrip puts data in a store writing with compression write, reads it
+// back through Get and GetInto, and checks it was stored raw if wantRaw
+// (or compression is none), else compressed with write.
+func roundTrip(t *testing.T, write Compression, data []byte, wantRaw bool) {
+	ctx := context.Background()
+	size := len(data)
+	s, f := newTestStoreWith(t, write)
+	id, written, err := s.Put(ctx, data)
+	if err != nil || !written {
+		t.Fatalf("Put = %v, %v", written, err)
+	}
+	if id != Sum(data) {
+		t.Fatalf("Put returned ID %s, want %s", id, Sum(data))
+	}
+	got, err := s.Get(ctx, id)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get = %d bytes, %v; want the %d bytes put", len(got), err, len(data))
+	}
+	// GetInto: into the caller's memory when it is large
+	// enough, else a fresh buffer; the scratch buffer grows.
+	var scratch []byte
+	for _, dst := range [][]byte{make([]byte, min(7, size), size+1), make([]byte, 0, size/2)} {
+		got, err := s.GetInto(ctx, id, dst, &scratch)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("GetInto(cap %d) = %d bytes, %v; want the %d bytes put", cap(dst), len(got), err, len(data))
+		}
+		if size > 0 && cap(dst) >= size && &got[:1][0] != &dst[:1][0] {
+			t.Fatalf("GetInto(cap %d) did not use dst", cap(dst))
+		}
+	}
+	if has, err := s.Has(ctx, id); !has || err != nil {
+		t.Fatalf("Has = %v, %v", has, err)
+	}
+	// Random data and tiny chunks do not shrink: they are stored raw.
+	want := write
+	if wantRaw {
+		want = CompressionNone
+	}
+	if cmp := storedCompression(t, f, id); cmp != want {
+		t.Fatalf("stored with compression %d, want %d", cmp, want)
 	}
 }
 
@@ -254,7 +269,7 @@ func (s *syncCounter) Sync(context.Context) error { s.syncs++; return nil }
 func TestBatchSyncsWhatItFound(t *testing.T) {
 	ctx := context.Background()
 	back := &syncCounter{Backend: mem.New()}
-	s, err := NewStore(back)
+	s, err := NewStore(back, DefaultCompression)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,9 +78,10 @@ type Engine struct {
 var _ ecs.Engine = (*Engine)(nil)
 
 // New opens the engine on dir (volumes) and blobs (chunks, manifests),
-// and resumes the hydration of restored volumes.
-func New(dir string, blobs blob.Backend, log *slog.Logger) (*Engine, error) {
-	cs, err := chunk.NewStore(blobs)
+// and resumes the hydration of restored volumes. Uploads compress new
+// chunks with write.
+func New(dir string, blobs blob.Backend, write chunk.Compression, log *slog.Logger) (*Engine, error) {
+	cs, err := chunk.NewStore(blobs, write)
 	if err != nil {
 		return nil, err
 	}

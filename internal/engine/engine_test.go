@@ -26,14 +26,15 @@ import (
 var ctx = context.Background()
 
 type fixture struct {
-	t     *testing.T
-	e     *Engine
-	blobs *blobtest.Faulty
-	dir   string
+	t           *testing.T
+	e           *Engine
+	blobs       *blobtest.Faulty
+	dir         string
+	compression chunk.Compression // of new chunks, from the next reopen
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{t: t, blobs: blobtest.NewFaulty(mem.New()), dir: filepath.Join(t.TempDir(), "volumes")}
+	f := &fixture{t: t, blobs: blobtest.NewFaulty(mem.New()), dir: filepath.Join(t.TempDir(), "volumes"), compression: chunk.DefaultCompression}
 	f.reopen()
 	return f
 }
@@ -42,7 +43,7 @@ func (f *fixture) reopen() {
 	if f.e != nil {
 		f.e.Close()
 	}
-	e, err := New(f.dir, f.blobs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := New(f.dir, f.blobs, f.compression, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func TestResumeAfterInterruptedUpload(t *testing.T) {
 // NBD clients issue them) fetch, decompress and verify it once.
 func TestBaseReadsEachChunkOnce(t *testing.T) {
 	blobs := blobtest.NewFaulty(mem.New())
-	cs, err := chunk.NewStore(blobs)
+	cs, err := chunk.NewStore(blobs, chunk.DefaultCompression)
 	if err != nil {
 		t.Fatal(err)
 	}

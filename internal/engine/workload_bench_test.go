@@ -26,7 +26,8 @@ import (
 // base.img and day1.img (diskgen gen / clone / day) and run with
 // -bench Workload -benchtime 1x (SNAPSTACK_BENCH_FULL_PROFILE,
 // SNAPSTACK_BENCH_INCR_PROFILE and SNAPSTACK_BENCH_RESTORE_PROFILE name
-// CPU profile files). Reported: seconds per step and stored
+// CPU profile files; SNAPSTACK_BENCH_COMPRESSION names the compression,
+// s2 by default). Reported: seconds per step and stored
 // bytes; loading the images into the disk is not timed.
 func BenchmarkWorkload(b *testing.B) {
 	dir := os.Getenv("SNAPSTACK_BENCH_IMAGES")
@@ -45,7 +46,7 @@ func runWorkload(b *testing.B, images, work string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := New(filepath.Join(work, "volumes"), blobs, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := New(filepath.Join(work, "volumes"), blobs, benchCompression(b), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -234,4 +235,13 @@ func warm(b *testing.B, dir string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+}
+
+// benchCompression is the compression SNAPSTACK_BENCH_COMPRESSION names.
+func benchCompression(b *testing.B) chunk.Compression {
+	c, err := chunk.ParseCompression(os.Getenv("SNAPSTACK_BENCH_COMPRESSION"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
