@@ -87,13 +87,13 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s %s: %s = %s\n", rest[1], rest[2], rest[3], rest[4])
 	case "verify":
 		var v struct {
-			CheckedChunks, CheckedObjects int
-			Healthy                       bool
-			Problem                       string
+			CheckedChunks, CheckedObjects, DamagedChunks int
+			Healthy                                      bool
+			Problem                                      string
 		}
 		json.Unmarshal(body, &v)
 		if !v.Healthy {
-			return fmt.Errorf("snapshot %s is damaged after %d good chunks: %s", rest[1], v.CheckedChunks, v.Problem)
+			return fmt.Errorf("snapshot %s is damaged: %d chunks damaged, %d good; first: %s", rest[1], v.DamagedChunks, v.CheckedChunks, v.Problem)
 		}
 		fmt.Fprintf(stdout, "snapshot %s: %d chunks verified (%d stored objects)\n", rest[1], v.CheckedChunks, v.CheckedObjects)
 	case "collect":

@@ -178,7 +178,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	h.Register(ecd.Version, eds)
 	if cfg.Admin {
 		h.Register(api.AdminVersion, api.AdminActions(svc))
-		h.Register(api.AdminVersion, dataAdmin(eng))
+		h.Register(api.AdminVersion, dataAdmin(eng, cfg.Log))
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

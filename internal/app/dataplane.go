@@ -64,9 +64,10 @@ type VerifyResponse struct {
 	param.Response
 	SnapshotId     string
 	CheckedChunks  int // data chunks whose objects are all intact
-	CheckedObjects int // distinct stored objects read
+	CheckedObjects int // distinct stored objects read intact
+	DamagedChunks  int // data chunks with a damaged, missing or unreadable object
 	Healthy        bool
-	Problem        string
+	Problem        string // the first damaged chunk, without host details
 }
 
 // CollectResponse is the reply of the CollectGarbage admin action.
@@ -76,7 +77,7 @@ type CollectResponse struct {
 }
 
 // dataAdmin are the admin actions of the data plane.
-func dataAdmin(eng *engine.Engine) map[string]api.Handler {
+func dataAdmin(eng *engine.Engine, log *slog.Logger) map[string]api.Handler {
 	return map[string]api.Handler{
 		"VerifySnapshot": func(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
 			id, err := p.Required("SnapshotId")
@@ -84,12 +85,17 @@ func dataAdmin(eng *engine.Engine) map[string]api.Handler {
 				return nil, err
 			}
 			n, verr := eng.Verify(ctx, id)
-			r := &VerifyResponse{SnapshotId: id, CheckedChunks: n.Chunks, CheckedObjects: n.Objects, Healthy: verr == nil}
-			if errors.Is(verr, engine.ErrNoSnapshotData) {
+			r := &VerifyResponse{SnapshotId: id, CheckedChunks: n.Chunks, CheckedObjects: n.Objects, DamagedChunks: n.Damaged, Healthy: verr == nil}
+			var problem *engine.ChunkProblem
+			switch {
+			case verr == nil:
+			case errors.Is(verr, engine.ErrNoSnapshotData):
 				return nil, apierr.SnapshotNotFound.WithMessage("The snapshot has no stored data (not found, or not uploaded yet).")
-			}
-			if verr != nil {
-				r.Problem = verr.Error()
+			case errors.As(verr, &problem):
+				r.Problem = problem.Public()
+				log.Warn("verify: damaged snapshot", "snapshot", id, "damaged_chunks", n.Damaged, "first", verr)
+			default:
+				return nil, apierr.Internal(verr)
 			}
 			return r, nil
 		},

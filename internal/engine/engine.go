@@ -219,8 +219,6 @@ func (e *Engine) loadManifest(ctx context.Context, snapshotID string) (*manifest
 	return m, nil
 }
 
-// DeleteSnapshot cancels an upload under way and deletes the manifest;
-// the collector reclaims chunks no other manifest needs.
 // StoredSnapshots lists the snapshots whose manifest is stored.
 func (e *Engine) StoredSnapshots(ctx context.Context) ([]string, error) {
 	var ids []string
@@ -231,6 +229,8 @@ func (e *Engine) StoredSnapshots(ctx context.Context) ([]string, error) {
 	return ids, err
 }
 
+// DeleteSnapshot cancels an upload under way and deletes the manifest;
+// the collector reclaims chunks no other manifest needs.
 func (e *Engine) DeleteSnapshot(ctx context.Context, snapshotID string) error {
 	e.mu.Lock()
 	if cancel, ok := e.uploads[snapshotID]; ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -463,5 +464,45 @@ func TestStoredSnapshots(t *testing.T) {
 	got, err := f.e.StoredSnapshots(ctx)
 	if err != nil || !slices.Equal(got, []string{"s-2"}) {
 		t.Fatalf("StoredSnapshots = %v, %v; want [s-2]", got, err)
+	}
+}
+
+// TestVerifyCountsDamagedChunks: Verify reads on past a damaged object,
+// counts every chunk it damages (shared objects once read), and reports
+// the first as a ChunkProblem whose public text says what is wrong.
+func TestVerifyCountsDamagedChunks(t *testing.T) {
+	f := newFixture(t)
+	f.e.CreateDisk(ctx, "d-1", diskSize, "")
+	for k := range 4 {
+		f.write("d-1", randBytes(uint64(40+k), 1<<20), int64(k)<<20)
+	}
+	f.write("d-1", randBytes(40, 1<<20), 4<<20) // chunk 4 shares chunk 0's object
+	f.snapshot("d-1", "s-1")
+	m := mustManifest(t, f, "s-1")
+	id0, id2 := m.Pieces(0, nil)[0].ID, m.Pieces(2, nil)[0].ID
+	if err := f.blobs.FlipBit(ctx, "chunks/"+id0.String()[:2]+"/"+id0.String(), 4000); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.blobs.Delete(ctx, "chunks/"+id2.String()[:2]+"/"+id2.String()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.e.Verify(ctx, "s-1")
+	var p *ChunkProblem
+	if !errors.As(err, &p) || p.Index != 0 || p.ID != id0 || !errors.Is(err, chunk.ErrCorrupt) {
+		t.Fatalf("Verify = %v; want the corrupt object of chunk 0 first", err)
+	}
+	if v != (Verified{Chunks: 2, Objects: 2, Damaged: 3}) {
+		t.Errorf("Verified = %+v; want chunks 1 and 3 intact (2 objects), chunks 0, 2 and 4 damaged", v)
+	}
+	if pub := p.Public(); !strings.Contains(pub, "chunk 0:") || !strings.Contains(pub, "corrupt") {
+		t.Errorf("Public() = %q", pub)
+	}
+	missing := &ChunkProblem{Index: 2, ID: id2, Err: fmt.Errorf("blob/local: get: open /srv/data/x: %w", blob.ErrNotFound)}
+	if pub := missing.Public(); !strings.Contains(pub, "missing from the store") || strings.Contains(pub, "/srv") {
+		t.Errorf("Public() of a missing object = %q", pub)
+	}
+	other := &ChunkProblem{Index: 2, ID: id2, Err: errors.New("open /srv/data/x: permission denied")}
+	if pub := other.Public(); strings.Contains(pub, "/srv") || strings.Contains(pub, "permission") {
+		t.Errorf("Public() of an unreadable object = %q; it must not carry the host's error", pub)
 	}
 }

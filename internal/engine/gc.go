@@ -74,33 +74,87 @@ func (e *Engine) Collect(ctx context.Context) (removed int, err error) {
 // Verified counts what Verify checked.
 type Verified struct {
 	Chunks  int // data chunks of the snapshot whose every object is intact
-	Objects int // distinct stored objects read (a chunk can be pieces of several; chunks can share one)
+	Objects int // distinct stored objects read intact (a chunk can be pieces of several; chunks can share one)
+	Damaged int // data chunks with an object that is damaged, missing or unreadable
+}
+
+// ChunkProblem is a chunk of a snapshot whose data cannot be read back
+// intact: one of its objects is damaged (Err wraps chunk.ErrCorrupt or
+// chunk.ErrUnsupported), missing (blob.ErrNotFound) or unreadable.
+type ChunkProblem struct {
+	Index int64    // the chunk's index in the disk
+	ID    chunk.ID // the object
+	Err   error
+}
+
+func (p *ChunkProblem) Error() string {
+	return fmt.Sprintf("chunk %d (object %s): %v", p.Index, p.ID, p.Err)
+}
+
+func (p *ChunkProblem) Unwrap() error { return p.Err }
+
+// Public describes the problem for a client: what is wrong with which
+// chunk, without the host's details (paths, system errors) that a
+// storage error carries; those are for the service's log.
+func (p *ChunkProblem) Public() string {
+	switch {
+	case errors.Is(p.Err, chunk.ErrCorrupt), errors.Is(p.Err, chunk.ErrUnsupported):
+		// The chunk package's errors name the object and what is wrong
+		// with its bytes, nothing of the host.
+		return fmt.Sprintf("chunk %d: %v", p.Index, p.Err)
+	case errors.Is(p.Err, blob.ErrNotFound):
+		return fmt.Sprintf("chunk %d: object %s is missing from the store", p.Index, p.ID)
+	}
+	return fmt.Sprintf("chunk %d: object %s could not be read (the service log has the cause)", p.Index, p.ID)
 }
 
 // Verify re-reads every chunk of a snapshot, checking each object it is
-// made of against its checksum and ID (each object once), and returns
-// what it checked before the first problem, and that problem.
+// made of against its checksum and ID (each object once). It goes on past
+// damaged chunks, counting them, and returns the first as a *ChunkProblem;
+// other errors: ErrNoSnapshotData (no manifest), a damaged manifest, or
+// the context's.
 func (e *Engine) Verify(ctx context.Context, snapshotID string) (Verified, error) {
 	var v Verified
 	m, err := e.loadManifest(ctx, snapshotID)
-	if err != nil {
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
 		return v, fmt.Errorf("%w: %w", ErrNoSnapshotData, err)
+	case err != nil:
+		return v, err
 	}
-	seen := map[chunk.ID]bool{}
+	read := map[chunk.ID]error{} // objects read, and what was wrong with each (nil: intact)
+	var first *ChunkProblem
 	var ps []manifest.Piece
 	for _, k := range m.Indices() {
 		ps = m.Pieces(k, ps[:0])
+		var problem error
+		var at chunk.ID
 		for _, p := range ps {
-			if seen[p.ID] {
-				continue
+			perr, seen := read[p.ID]
+			if !seen {
+				if _, perr = e.chunks.Get(ctx, p.ID); perr != nil && ctx.Err() != nil {
+					return v, ctx.Err()
+				}
+				read[p.ID] = perr
+				if perr == nil {
+					v.Objects++
+				}
 			}
-			seen[p.ID] = true
-			if _, err := e.chunks.Get(ctx, p.ID); err != nil {
-				return v, fmt.Errorf("chunk %d of %s: %w", k, snapshotID, err)
+			if perr != nil && problem == nil {
+				problem, at = perr, p.ID
 			}
-			v.Objects++
 		}
-		v.Chunks++
+		if problem == nil {
+			v.Chunks++
+			continue
+		}
+		v.Damaged++
+		if first == nil {
+			first = &ChunkProblem{Index: k, ID: at, Err: problem}
+		}
+	}
+	if first != nil {
+		return v, first
 	}
 	return v, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -337,5 +338,51 @@ func TestRestartReleasesDeletedSnapshotData(t *testing.T) {
 	start(t, dir)
 	if _, err := os.Stat(manifest); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the deleted snapshot's manifest is still stored after a restart: %v", err)
+	}
+}
+
+// TestVerifySnapshotReportsDamage damages the stored objects of a snapshot
+// on disk: VerifySnapshot reads on past the damage, counts the damaged
+// chunks and names the first, without the data directory's paths.
+func TestVerifySnapshotReportsDamage(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	_, _, data := e.runInstance()
+	e.qemuIO(data, "write -P 0x11 0 1M", "write -P 0x22 1M 1M", "write -P 0x33 2M 1M")
+	snap := e.snapshotDisk(data)
+	if n, healthy := e.adminVerify(snap); !healthy || n != 3 {
+		t.Fatalf("intact snapshot: %d chunks, healthy %v; want 3, true", n, healthy)
+	}
+	var objects []string
+	filepath.WalkDir(filepath.Join(dir, "store", "chunks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			objects = append(objects, p)
+		}
+		return nil
+	})
+	if len(objects) != 3 {
+		t.Fatalf("%d chunk objects stored, want 3: %v", len(objects), objects)
+	}
+	raw, err := os.ReadFile(objects[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0x40
+	if err := os.WriteFile(objects[0], raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(objects[1]); err != nil {
+		t.Fatal(err)
+	}
+	out := e.admin("VerifySnapshot", map[string]string{"SnapshotId": snap})
+	if out["Healthy"] != "false" || out["DamagedChunks"] != "2" || out["CheckedChunks"] != "1" {
+		t.Fatalf("VerifySnapshot of a snapshot with a flipped and a missing object: %v", out)
+	}
+	problem := out["Problem"]
+	if !strings.Contains(problem, "corrupt") && !strings.Contains(problem, "missing from the store") {
+		t.Errorf("Problem %q says neither corrupt nor missing", problem)
+	}
+	if strings.Contains(problem, dir) || strings.Contains(problem, "/") {
+		t.Errorf("Problem %q shows a path of the host", problem)
 	}
 }
