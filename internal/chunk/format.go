@@ -198,8 +198,15 @@ func (c *codec) encodeInto(dst, data []byte) []byte {
 		obj = c.enc.EncodeAll(data, dst[:HeaderSize])
 	case CompressionS2:
 		// dst has room for s2.MaxEncodedLen past the header, so the block
-		// is written in place.
-		obj = dst[:HeaderSize+len(s2.Encode(dst[HeaderSize:cap(dst)], data))]
+		// is written in place; were the library ever to allocate instead,
+		// the block is copied rather than lost.
+		room := dst[HeaderSize:cap(dst)]
+		enc := s2.Encode(room, data)
+		if &enc[0] == &room[0] {
+			obj = dst[:HeaderSize+len(enc)]
+		} else {
+			obj = append(dst[:HeaderSize], enc...)
+		}
 	default:
 		obj = append(dst[:HeaderSize], data...)
 	}

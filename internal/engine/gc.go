@@ -117,7 +117,8 @@ func (e *Engine) Verify(ctx context.Context, snapshotID string) (Verified, error
 	var v Verified
 	m, err := e.loadManifest(ctx, snapshotID)
 	switch {
-	case errors.Is(err, blob.ErrNotFound):
+	case errors.Is(err, blob.ErrNotFound), errors.Is(err, blob.ErrInvalidName):
+		// An ID that cannot name a manifest (client input) has none.
 		return v, fmt.Errorf("%w: %w", ErrNoSnapshotData, err)
 	case err != nil:
 		return v, err
