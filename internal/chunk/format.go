@@ -105,15 +105,13 @@ func (c Compression) String() string {
 // ParseCompression returns the compression named "s2", "zstd" or "none";
 // the empty name is DefaultCompression.
 func ParseCompression(name string) (Compression, error) {
-	switch name {
-	case "":
+	if name == "" {
 		return DefaultCompression, nil
-	case "s2":
-		return CompressionS2, nil
-	case "zstd":
-		return CompressionZstd, nil
-	case "none":
-		return CompressionNone, nil
+	}
+	for _, c := range [...]Compression{CompressionS2, CompressionZstd, CompressionNone} {
+		if c.String() == name {
+			return c, nil
+		}
 	}
 	return 0, fmt.Errorf("chunk: unknown compression %q (want s2, zstd or none)", name)
 }
