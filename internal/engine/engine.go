@@ -204,7 +204,10 @@ func (e *Engine) Close() error {
 	return err
 }
 
-func manifestName(snapshotID string) string { return "manifests/" + snapshotID }
+// manifestPrefix starts the blob name of every snapshot manifest.
+const manifestPrefix = "manifests/"
+
+func manifestName(snapshotID string) string { return manifestPrefix + snapshotID }
 
 // loadManifest reads a snapshot's manifest from the blob store.
 func (e *Engine) loadManifest(ctx context.Context, snapshotID string) (*manifest.Manifest, error) {
@@ -222,8 +225,8 @@ func (e *Engine) loadManifest(ctx context.Context, snapshotID string) (*manifest
 // StoredSnapshots lists the snapshots whose manifest is stored.
 func (e *Engine) StoredSnapshots(ctx context.Context) ([]string, error) {
 	var ids []string
-	err := e.blobs.List(ctx, "manifests/", func(name string) error {
-		ids = append(ids, strings.TrimPrefix(name, "manifests/"))
+	err := e.blobs.List(ctx, manifestPrefix, func(name string) error {
+		ids = append(ids, strings.TrimPrefix(name, manifestPrefix))
 		return nil
 	})
 	return ids, err

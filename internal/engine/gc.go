@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/snapstack/snapstack/internal/blob"
@@ -36,19 +35,19 @@ func (e *Engine) Collect(ctx context.Context) (removed int, err error) {
 	defer e.gc.Unlock()
 	live := map[chunk.ID]bool{}
 	mark := func(m *manifest.Manifest) { m.IDs(func(id chunk.ID) { live[id] = true }) }
-	err = e.blobs.List(ctx, "manifests/", func(name string) error {
-		m, err := e.loadManifest(ctx, strings.TrimPrefix(name, "manifests/"))
-		if errors.Is(err, blob.ErrNotFound) {
-			return nil // deleted since the listing
-		}
-		if err != nil {
-			return err
-		}
-		mark(m)
-		return nil
-	})
+	ids, err := e.StoredSnapshots(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("collect: %w", err)
+	}
+	for _, id := range ids {
+		m, err := e.loadManifest(ctx, id)
+		if errors.Is(err, blob.ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return 0, fmt.Errorf("collect: %w", err)
+		}
+		mark(m)
 	}
 	if err := e.localManifests(mark); err != nil {
 		return 0, fmt.Errorf("collect: %w", err)
