@@ -61,6 +61,14 @@ func (b *budget) release(n int64) {
 // server's CPU), while I/O that waits for a disk, the chunk store or
 // write-back throttling still runs in parallel.
 //
+// A WRITE that goes to a worker is executed by the goroutine that read
+// it instead, which hands the reader's role to the worker (leader and
+// followers, as nbdkit's threads take turns on the socket): the payload
+// is copied into the device by the thread that just copied it out of the
+// socket, while it is in that core's cache, and the next request is read
+// meanwhile. For 1 MiB writes this is about 4% more throughput and 7% less
+// CPU per byte than handing the payload to another goroutine.
+//
 // A reply is queued; whoever queues to an idle queue becomes the writer
 // and sends everything queued, several replies per writev, until the
 // queue is empty. The reader, though, never waits on the socket: it
@@ -123,11 +131,12 @@ func noteIO(score *atomic.Int32, slow, d time.Duration) {
 	}
 }
 
-// job is a request handed to a worker.
+// job is a request handed to a worker, or the reader's role.
 type job struct {
 	req     request
 	payload []byte // WRITE payload from the pool, or nil
 	cost    int64  // budget held
+	read    bool   // no request: the worker becomes the reader
 }
 
 // reply is a reply queued for the writer.
@@ -137,16 +146,23 @@ type reply struct {
 	cost   int64 // budget to release once b is sent
 }
 
+// transmission is the state of a connection's request loop. The fields
+// other than wg, workers and jobs belong to the goroutine that holds the
+// reader's role; the role passes through jobs (or a go statement), which
+// orders their uses.
+type transmission struct {
+	c       *conn
+	ex      *export
+	wg      sync.WaitGroup // requests taken by workers or former readers and not done
+	workers sync.WaitGroup
+	jobs    chan job
+	started int // workers
+	hdr     [requestLen]byte
+}
+
 // transmit reads requests until DISC, a socket error or shutdown, then waits
 // for the in-flight requests and flushes a writable device.
 func (c *conn) transmit(ex *export) {
-	var (
-		wg      sync.WaitGroup // requests handed to workers and not done
-		workers sync.WaitGroup
-		jobs    = make(chan job)
-		started int // workers
-		hdr     [requestLen]byte
-	)
 	c.slots = make(chan struct{}, maxInFlight)
 	c.bud.cond.L = &c.bud.mu
 	if sc, ok := c.nc.(syscall.Conn); ok {
@@ -158,24 +174,51 @@ func (c *conn) transmit(ex *export) {
 		defer close(writerDone)
 		c.writer()
 	}()
-	worker := func(j job) {
-		defer workers.Done()
-		for ok := true; ok; j, ok = <-jobs {
-			c.run(ex, j)
-			wg.Done()
+	t := &transmission{c: c, ex: ex, jobs: make(chan job)}
+	t.workers.Add(1)
+	t.work(job{read: true}) // this goroutine starts as the reader
+	t.workers.Wait()
+	close(c.wake) // the writer goroutine sends what it was handed first
+	<-writerDone
+	if !ex.readOnly {
+		if err := ex.dev.Flush(); err != nil {
+			c.log.Warn("nbd: flush at disconnect", "export", ex.name, "err", err)
 		}
 	}
+}
+
+// work is a worker: it executes the jobs it is handed until jobs is closed.
+func (t *transmission) work(j job) {
+	defer t.workers.Done()
+	for ok := true; ok; j, ok = <-t.jobs {
+		if j.read {
+			t.read()
+			continue
+		}
+		t.c.run(t.ex, j)
+		t.wg.Done()
+	}
+}
+
+// read is the reader: it reads requests and executes or hands them out
+// until the stream ends, when it waits for the requests taken and closes
+// jobs; or until it takes a large WRITE, which it executes itself after
+// handing its role to an idle (or new) worker: the payload is then
+// copied into the device by the thread that received it, while it is in
+// that core's cache, and the next request is received meanwhile.
+func (t *transmission) read() {
+	c, ex := t.c, t.ex
 	// The reader flushes the replies it deferred before anything that
 	// may wait: the client, the budget, a slot or a worker.
 	for {
 		if c.r.Buffered() < requestLen {
 			c.flushDeferred()
 		}
-		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		if _, err := io.ReadFull(c.r, t.hdr[:]); err != nil {
 			c.readFailed(err)
 			break
 		}
-		req, ok := parseRequest(hdr[:])
+		req, ok := parseRequest(t.hdr[:])
 		if !ok {
 			c.log.Warn("nbd: bad request magic; closing", "export", ex.name)
 			break
@@ -242,31 +285,45 @@ func (c *conn) transmit(ex *export) {
 			c.runInline(ex, j)
 			continue
 		}
-		wg.Add(1)
+		t.wg.Add(1)
+		if payload != nil && t.handOn() {
+			c.run(ex, j)
+			t.wg.Done()
+			return
+		}
 		select {
-		case jobs <- j: // an idle worker took it
+		case t.jobs <- j: // an idle worker took it
 		default:
-			if started < maxInFlight {
-				started++
-				workers.Add(1)
-				go worker(j)
+			if t.started < maxInFlight {
+				t.started++
+				t.workers.Add(1)
+				go t.work(j)
 			} else {
 				c.flushDeferred()
-				jobs <- j
+				t.jobs <- j
 			}
 		}
 	}
 	c.flushDeferred()
-	wg.Wait() // every reply is sent (or dropped after a write error)
-	close(jobs)
-	workers.Wait()
-	close(c.wake) // the writer goroutine sends what it was handed first
-	<-writerDone
-	if !ex.readOnly {
-		if err := ex.dev.Flush(); err != nil {
-			c.log.Warn("nbd: flush at disconnect", "export", ex.name, "err", err)
+	t.wg.Wait() // every reply is sent (or dropped after a write error)
+	close(t.jobs)
+}
+
+// handOn hands the reader's role to an idle worker, or to a new one if
+// fewer than maxInFlight were started, and reports whether it did.
+func (t *transmission) handOn() bool {
+	select {
+	case t.jobs <- job{read: true}:
+		return true
+	default:
+		if t.started < maxInFlight {
+			t.started++
+			t.workers.Add(1)
+			go t.work(job{read: true})
+			return true
 		}
 	}
+	return false
 }
 
 // readHeaderLen is the length of the header before a READ's data in its

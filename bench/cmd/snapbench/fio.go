@@ -93,6 +93,7 @@ func runFio(cfg *config, res *results) error {
 				res.add("fio/"+t.tool+"/"+j.name+"/MBps", bw/1e6)
 				res.add("fio/"+t.tool+"/"+j.name+"/iops", iops)
 				res.add("fio/"+t.tool+"/"+j.name+"/cpuPerGB", (cpu1-cpu0).Seconds()/(moved/1e9))
+				logf("fio round %d %s %s: %.0f MB/s, %.3f server CPU-s/GB", r+1, t.tool, j.name, bw/1e6, (cpu1-cpu0).Seconds()/(moved/1e9))
 			}
 		}
 	}
