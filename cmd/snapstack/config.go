@@ -11,6 +11,7 @@ import (
 	"github.com/snapstack/snapstack/internal/app"
 	"github.com/snapstack/snapstack/internal/chunk"
 	"github.com/snapstack/snapstack/internal/ecs"
+	"github.com/snapstack/snapstack/internal/nbd"
 	"github.com/snapstack/snapstack/internal/oci"
 )
 
@@ -28,6 +29,8 @@ type fileConfig struct {
 	TransitionDelay      string       `json:"transition_delay"`
 	RetentionInterval    string       `json:"retention_interval"`
 	Compression          string       `json:"compression"`
+	NBDMaxConns          int          `json:"nbd_max_conns"`
+	NBDBufferMiB         int64        `json:"nbd_buffer_mib"`
 	DSW                  dswConfig    `json:"dsw"`
 }
 
@@ -48,6 +51,7 @@ type serveConfig struct {
 	dsw                     app.DSWConfig
 	retentionEvery          time.Duration
 	compression             string // of new chunks (chunk.ParseCompression)
+	nbdLimits               nbd.Limits
 }
 
 // regionFlags collects --region ID=ZONE,ZONE flags.
@@ -85,7 +89,7 @@ func regionCode(id string) string {
 func parseServeFlags(args []string) (*serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9090", "API listen address")
-	nbd := fs.String("nbd-listen", "127.0.0.1:10809", "NBD listen address")
+	nbdAddr := fs.String("nbd-listen", "127.0.0.1:10809", "NBD listen address")
 	data := fs.String("data", "./snapstack-data", "data directory")
 	admin := fs.Bool("admin", false, "enable the admin actions (state injection)")
 	cfgFile := fs.String("config", "", "JSON configuration file")
@@ -95,6 +99,8 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	fs.Var(&regions, "region", "serve region ID with zones: ID=ZONE,ZONE (repeatable; replaces the default region)")
 	defRegion := fs.String("default-region", "", "region of requests that name none")
 	compression := fs.String("compression", "", "compression of new chunks: s2 (default), zstd (smaller, about 1.7x the CPU) or none")
+	maxConns := fs.Int("nbd-max-conns", 0, fmt.Sprintf("NBD connections open at once (default %d)", nbd.DefaultMaxConns))
+	bufferMiB := fs.Int64("nbd-buffer-mib", 0, fmt.Sprintf("MiB of NBD request buffers of all connections together (default %d)", nbd.DefaultMemory>>20))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -120,7 +126,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 		}
 		return cur
 	}
-	c.listen, c.nbdListen, c.data = pick("listen", *listen, c.listen), pick("nbd-listen", *nbd, c.nbdListen), pick("data", *data, c.data)
+	c.listen, c.nbdListen, c.data = pick("listen", *listen, c.listen), pick("nbd-listen", *nbdAddr, c.nbdListen), pick("data", *data, c.data)
 	if set["admin"] {
 		c.admin = *admin
 	}
@@ -143,12 +149,25 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	if _, err := chunk.ParseCompression(c.compression); err != nil {
 		return nil, err
 	}
+	if set["nbd-max-conns"] {
+		c.nbdLimits.MaxConns = *maxConns
+	}
+	if set["nbd-buffer-mib"] {
+		c.nbdLimits.Memory = *bufferMiB << 20
+	}
+	if c.nbdLimits.MaxConns < 0 || c.nbdLimits.Memory < 0 || c.nbdLimits.Memory > 1<<50 {
+		return nil, fmt.Errorf("nbd-max-conns and nbd-buffer-mib must be positive (0: the default)")
+	}
 	return c, nil
 }
 
 func (fc *fileConfig) apply(c *serveConfig) error {
 	c.listen, c.nbdListen, c.data, c.admin = fc.Listen, fc.NBDListen, fc.Data, fc.Admin
 	c.compression = fc.Compression
+	if fc.NBDBufferMiB < 0 || fc.NBDBufferMiB > 1<<30 {
+		return fmt.Errorf("nbd_buffer_mib %d out of range", fc.NBDBufferMiB)
+	}
+	c.nbdLimits = nbd.Limits{MaxConns: fc.NBDMaxConns, Memory: fc.NBDBufferMiB << 20}
 	if len(fc.Regions) > 0 {
 		for i := range fc.Regions {
 			if fc.Regions[i].IDCode == "" {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapstack/snapstack/internal/nbd"
 )
 
 // The process-level contract: the binary starts on a data directory,
@@ -184,5 +186,31 @@ func TestCompressionFlag(t *testing.T) {
 	}
 	if _, err := parseServeFlags([]string{"--compression", "lz4"}); err == nil || !strings.Contains(err.Error(), "lz4") {
 		t.Errorf("--compression lz4: %v; want an error naming it", err)
+	}
+}
+
+func TestNBDLimitFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snapstack.json")
+	os.WriteFile(path, []byte(`{"nbd_max_conns":64,"nbd_buffer_mib":256}`), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want nbd.Limits
+	}{
+		{nil, nbd.Limits{}}, // the server's defaults
+		{[]string{"--nbd-max-conns", "8", "--nbd-buffer-mib", "100"}, nbd.Limits{MaxConns: 8, Memory: 100 << 20}},
+		{[]string{"--config", path}, nbd.Limits{MaxConns: 64, Memory: 256 << 20}},
+		{[]string{"--config", path, "--nbd-buffer-mib", "512"}, nbd.Limits{MaxConns: 64, Memory: 512 << 20}},
+	} {
+		c, err := parseServeFlags(tc.args)
+		if err != nil {
+			t.Errorf("parseServeFlags(%q): %v", tc.args, err)
+		} else if c.nbdLimits != tc.want {
+			t.Errorf("parseServeFlags(%q): limits %+v, want %+v", tc.args, c.nbdLimits, tc.want)
+		}
+	}
+	for _, args := range [][]string{{"--nbd-max-conns", "-1"}, {"--nbd-buffer-mib", "-5"}} {
+		if _, err := parseServeFlags(args); err == nil {
+			t.Errorf("parseServeFlags(%q) accepted a negative limit", args)
+		}
 	}
 }

@@ -30,7 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sc.dsw.TransitionDelay = sc.ecs.TransitionDelay
 	a, err := app.Start(ctx, app.Config{
 		Listen: sc.listen, NBDListen: sc.nbdListen, DataDir: sc.data, Admin: sc.admin, ECS: sc.ecs, API: api.DefaultOptions(),
-		RetentionInterval: sc.retentionEvery, Compression: sc.compression, Log: log, Announce: stdout, DSW: sc.dsw,
+		RetentionInterval: sc.retentionEvery, Compression: sc.compression, NBDLimits: sc.nbdLimits, Log: log, Announce: stdout, DSW: sc.dsw,
 		AccessKeyID: os.Getenv("SNAPSTACK_ACCESS_KEY_ID"), AccessKeySecret: os.Getenv("SNAPSTACK_ACCESS_KEY_SECRET"),
 	})
 	if err != nil {

@@ -37,8 +37,9 @@ import (
 
 // Config is everything Start needs.
 type Config struct {
-	Listen            string // API address, e.g. 127.0.0.1:9090 (":0" style picks a free port)
-	NBDListen         string // NBD address, e.g. 127.0.0.1:10809
+	Listen            string     // API address, e.g. 127.0.0.1:9090 (":0" style picks a free port)
+	NBDListen         string     // NBD address, e.g. 127.0.0.1:10809
+	NBDLimits         nbd.Limits // connections and buffer memory of NBD clients (zero: defaults)
 	DataDir           string
 	Admin             bool // serve the admin actions
 	ECS               ecs.Config
@@ -196,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if err := a.startDSW(ctx, cfg, store, h, keys); err != nil {
 		return fail(err)
 	}
-	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log)
+	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log, cfg.NBDLimits)
 	eng.OnOffline(a.nbd.Disconnect)
 	// Idle keep-alive connections are closed after two minutes; API
 	// requests bound the time their body takes to arrive (api.Options

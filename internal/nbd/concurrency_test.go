@@ -23,7 +23,7 @@ func TestHalfDuplexClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(ex, nil)
+	s := NewServer(ex, nil, Limits{})
 	go s.Serve(smallBufListener{ln})
 	t.Cleanup(func() { s.Close() })
 	addr := ln.Addr().String()

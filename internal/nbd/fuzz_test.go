@@ -85,12 +85,15 @@ func FuzzServerInput(f *testing.F) {
 		ex := newMemExports()
 		ex.add("disk", newMemDevice(64<<10), false)
 		ex.add("ro", newMemDevice(4096), true)
-		s := NewServer(ex, nil)
+		s := NewServer(ex, nil, Limits{})
 		defer s.Close()
 		client, server := net.Pipe()
 		defer client.Close()
 		client.SetDeadline(time.Now().Add(10 * time.Second))
-		c := s.startConn(server)
+		c, err := s.startConn(server)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r := bufio.NewReader(client)
 		if _, err := io.ReadFull(r, make([]byte, 18)); err != nil {
 			t.Fatalf("greeting: %v", err)

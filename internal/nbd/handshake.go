@@ -82,6 +82,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+		bud:    budget{mem: s.mem},
 	}
 }
 

@@ -159,11 +159,17 @@ func (e *memExports) List(ctx context.Context) []string {
 // startServer serves exports on 127.0.0.1:0 until the test ends.
 func startServer(t testing.TB, exports Exports) (*Server, string) {
 	t.Helper()
+	return startServerLimits(t, exports, Limits{})
+}
+
+// startServerLimits is startServer within lim.
+func startServerLimits(t testing.TB, exports Exports, lim Limits) (*Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(exports, nil)
+	s := NewServer(exports, nil, lim)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	t.Cleanup(func() {

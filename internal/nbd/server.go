@@ -75,7 +75,9 @@
 // Replies may be sent out of order, as the protocol allows; replies ready
 // together go out in one writev. The reader never waits on the socket, so
 // a client may send requests without reading replies meanwhile (up to the
-// 16 in flight). Any number of connections may use one export. When a connection ends (DISC, socket
+// 16 in flight). Any number of connections may use one export, up to
+// Limits.MaxConns connections in all, whose buffers together stay within
+// Limits.Memory but for one request per connection (see Limits). When a connection ends (DISC, socket
 // error, Disconnect or Close) the server stops reading, waits for its
 // in-flight requests, flushes a writable device, closes the socket and then
 // calls the release function returned by Exports.Open.
@@ -142,10 +144,15 @@ type Server struct {
 	draining map[string]int
 
 	bufs bufPool // request and reply buffers
+	lim  Limits
+	mem  *memory // buffer bytes held by all connections
+	// refusing is set while connections are refused for MaxConns, so
+	// that a burst of them is logged once.
+	refusing bool
 }
 
-// NewServer returns a server for exports. log may be nil.
-func NewServer(exports Exports, log *slog.Logger) *Server {
+// NewServer returns a server for exports within lim. log may be nil.
+func NewServer(exports Exports, log *slog.Logger, lim Limits) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -157,6 +164,8 @@ func NewServer(exports Exports, log *slog.Logger) *Server {
 		cancel:  cancel,
 		lns:     make(map[net.Listener]struct{}),
 		conns:   make(map[*conn]struct{}),
+		lim:     lim.withDefaults(),
+		mem:     newMemory(lim.withDefaults().Memory),
 	}
 }
 
@@ -194,9 +203,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		if s.startConn(nc) == nil {
+		if _, err := s.startConn(nc); err != nil {
 			nc.Close()
-			return nil
+			if errors.Is(err, errServerClosed) {
+				return nil
+			}
 		}
 	}
 }
@@ -207,14 +218,28 @@ func (s *Server) isClosed() bool {
 	return s.closed
 }
 
-// startConn serves nc in a new goroutine. It returns nil if the server is
-// closed.
-func (s *Server) startConn(nc net.Conn) *conn {
+// Why startConn did not serve a connection.
+var (
+	errServerClosed = errors.New("nbd: server closed")
+	errTooManyConns = errors.New("nbd: too many connections")
+)
+
+// startConn serves nc in a new goroutine, unless the server is closed or
+// has MaxConns connections; the caller then closes nc.
+func (s *Server) startConn(nc net.Conn) (*conn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil
+		return nil, errServerClosed
 	}
+	if len(s.conns) >= s.lim.MaxConns {
+		if !s.refusing {
+			s.refusing = true
+			s.log.Warn("nbd: connection limit reached; refusing connections", "max_conns", s.lim.MaxConns)
+		}
+		return nil, errTooManyConns
+	}
+	s.refusing = false
 	c := newConn(s, nc)
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	s.conns[c] = struct{}{}
@@ -226,7 +251,7 @@ func (s *Server) startConn(nc net.Conn) *conn {
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
-	return c
+	return c, nil
 }
 
 // Close stops accepting, closes all connections and waits for their

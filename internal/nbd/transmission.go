@@ -18,39 +18,6 @@ const (
 	maxBufferBytes = 2 * MaxPayload
 )
 
-// budget is a counting semaphore of buffer bytes.
-type budget struct {
-	mu   sync.Mutex
-	cond sync.Cond
-	used int64
-}
-
-func (b *budget) acquire(n int64) {
-	b.mu.Lock()
-	for b.used+n > maxBufferBytes {
-		b.cond.Wait()
-	}
-	b.used += n
-	b.mu.Unlock()
-}
-
-func (b *budget) tryAcquire(n int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.used+n > maxBufferBytes {
-		return false
-	}
-	b.used += n
-	return true
-}
-
-func (b *budget) release(n int64) {
-	b.mu.Lock()
-	b.used -= n
-	b.mu.Unlock()
-	b.cond.Broadcast()
-}
-
 // A request is executed by one of at most maxInFlight worker goroutines
 // of the connection (started as needed, kept until it ends, so that their
 // stacks stay grown), or by the reader itself when it is a READ of at
@@ -164,7 +131,6 @@ type transmission struct {
 // for the in-flight requests and flushes a writable device.
 func (c *conn) transmit(ex *export) {
 	c.slots = make(chan struct{}, maxInFlight)
-	c.bud.cond.L = &c.bud.mu
 	if sc, ok := c.nc.(syscall.Conn); ok {
 		c.rc, _ = sc.SyscallConn()
 	}

@@ -1,0 +1,110 @@
+package nbd
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// heldDevice is a device whose reads wait until release is closed.
+type heldDevice struct {
+	*memDevice
+	started atomic.Int64
+	release chan struct{}
+}
+
+func (d *heldDevice) ReadAt(p []byte, off int64) (int, error) {
+	d.started.Add(1)
+	<-d.release
+	return d.memDevice.ReadAt(p, off)
+}
+
+// TestMemoryLimitIsServerWide: once the buffers of all connections reach
+// Limits.Memory, a connection that already holds a buffer waits for
+// memory before it starts another request, although its own share would
+// allow 64 MiB.
+func TestMemoryLimitIsServerWide(t *testing.T) {
+	const readLen = 1<<20 - simpleHdrLen // a 1 MiB buffer with its reply header
+	dev := &heldDevice{memDevice: newMemDevice(16 << 20), release: make(chan struct{})}
+	s, addr := startServerLimits(t, oneExport{dev}, Limits{Memory: 1 << 20})
+	var once sync.Once
+	release := func() { once.Do(func() { close(dev.release) }) }
+	t.Cleanup(release) // before the server's Close, which waits for the reads
+	c, _, _ := dialGo(t, addr, "d", false)
+	for i := range 4 {
+		c.send(cmdRead, 0, uint64(i)<<20, readLen, nil)
+	}
+	waitFor(t, "the first read", func() bool { return dev.started.Load() == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if n := dev.started.Load(); n != 1 {
+		t.Fatalf("%d reads started within 1 MiB of server memory, want 1", n)
+	}
+	if held := s.mem.held(); held != 1<<20 {
+		t.Fatalf("server holds %d buffer bytes, want %d", held, 1<<20)
+	}
+	release()
+	for range 4 {
+		if _, errno, _ := c.recv(readLen, 0); errno != 0 {
+			t.Fatalf("errno %d", errno)
+		}
+	}
+	waitFor(t, "every buffer released", func() bool { return s.mem.held() == 0 })
+}
+
+// TestStuckClientDoesNotStarveOthers: a client that stops reading its
+// replies holds its buffers, past the server's limit; another connection
+// still gets one request at a time through.
+func TestStuckClientDoesNotStarveOthers(t *testing.T) {
+	dev := newMemDevice(64 << 20)
+	model := randomBytes(t, 1<<20)
+	dev.WriteAt(model, 0)
+	s, addr := startServerLimits(t, oneExport{dev}, Limits{Memory: 1 << 20})
+	stuck, _, _ := dialGo(t, addr, "d", false)
+	for i := range 2 {
+		stuck.send(cmdRead, 0, uint64(i)*(32<<20), 32<<20, nil) // never read
+	}
+	waitFor(t, "the stuck client's buffers", func() bool { return s.mem.held() >= 64<<20 })
+	c, _, _ := dialGo(t, addr, "d", true)
+	for i := range 20 {
+		p := bytes.Repeat([]byte{byte(i)}, 256<<10)
+		c.mustDo(cmdWrite, 0, 1<<20, uint32(len(p)), p)
+		if got := c.mustRead(0, 1<<20); !bytes.Equal(got, model) {
+			t.Fatal("read differs")
+		}
+		if got := c.mustRead(1<<20, len(p)); !bytes.Equal(got, p) {
+			t.Fatal("write not applied")
+		}
+	}
+}
+
+// TestMaxConns: a connection beyond Limits.MaxConns is closed at once;
+// once one ends, a new one is served.
+func TestMaxConns(t *testing.T) {
+	ex := newMemExports()
+	ex.add("disk", newMemDevice(testSize), false)
+	s, addr := startServerLimits(t, ex, Limits{MaxConns: 2})
+	a, _, _ := dialGo(t, addr, "disk", false)
+	dialRaw(t, addr) // negotiating counts too
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.ReadFull(nc, make([]byte, 18)); err == nil || n != 0 {
+		t.Fatalf("third connection: read %d bytes, err %v; want it closed before the greeting", n, err)
+	}
+	a.mustDo(cmdFlush, 0, 0, 0, nil) // the first ones are served
+	a.send(cmdDisc, 0, 0, 0, nil)
+	waitFor(t, "the first connection to end", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) < 2
+	})
+	b, _, _ := dialGo(t, addr, "disk", true)
+	b.mustDo(cmdFlush, 0, 0, 0, nil)
+}
