@@ -86,6 +86,10 @@ func regionCode(id string) string {
 	return code
 }
 
+// maxBufferMiB is the largest --nbd-buffer-mib (1 PiB: far beyond any
+// machine, and its bytes still fit an int64).
+const maxBufferMiB = 1 << 30
+
 func parseServeFlags(args []string) (*serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9090", "API listen address")
@@ -153,10 +157,13 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 		c.nbdLimits.MaxConns = *maxConns
 	}
 	if set["nbd-buffer-mib"] {
+		if *bufferMiB < 0 || *bufferMiB > maxBufferMiB {
+			return nil, fmt.Errorf("nbd-buffer-mib %d: must be 0 (the default) to %d", *bufferMiB, maxBufferMiB)
+		}
 		c.nbdLimits.Memory = *bufferMiB << 20
 	}
-	if c.nbdLimits.MaxConns < 0 || c.nbdLimits.Memory < 0 || c.nbdLimits.Memory > 1<<50 {
-		return nil, fmt.Errorf("nbd-max-conns and nbd-buffer-mib must be positive (0: the default)")
+	if c.nbdLimits.MaxConns < 0 {
+		return nil, fmt.Errorf("nbd-max-conns %d: must be 0 (the default) or more", c.nbdLimits.MaxConns)
 	}
 	return c, nil
 }
@@ -164,8 +171,8 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 func (fc *fileConfig) apply(c *serveConfig) error {
 	c.listen, c.nbdListen, c.data, c.admin = fc.Listen, fc.NBDListen, fc.Data, fc.Admin
 	c.compression = fc.Compression
-	if fc.NBDBufferMiB < 0 || fc.NBDBufferMiB > 1<<30 {
-		return fmt.Errorf("nbd_buffer_mib %d out of range", fc.NBDBufferMiB)
+	if fc.NBDBufferMiB < 0 || fc.NBDBufferMiB > maxBufferMiB {
+		return fmt.Errorf("nbd_buffer_mib %d: must be 0 (the default) to %d", fc.NBDBufferMiB, maxBufferMiB)
 	}
 	c.nbdLimits = nbd.Limits{MaxConns: fc.NBDMaxConns, Memory: fc.NBDBufferMiB << 20}
 	if len(fc.Regions) > 0 {

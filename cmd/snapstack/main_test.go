@@ -208,9 +208,10 @@ func TestNBDLimitFlags(t *testing.T) {
 			t.Errorf("parseServeFlags(%q): limits %+v, want %+v", tc.args, c.nbdLimits, tc.want)
 		}
 	}
-	for _, args := range [][]string{{"--nbd-max-conns", "-1"}, {"--nbd-buffer-mib", "-5"}} {
+	for _, args := range [][]string{{"--nbd-max-conns", "-1"}, {"--nbd-buffer-mib", "-5"},
+		{"--nbd-buffer-mib", "17592186044416"}} { // 2^44 MiB: wraps to 0 once shifted
 		if _, err := parseServeFlags(args); err == nil {
-			t.Errorf("parseServeFlags(%q) accepted a negative limit", args)
+			t.Errorf("parseServeFlags(%q) accepted a limit out of range", args)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package nbd
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Limits bound what clients can make the server hold. A zero field takes
 // its default.
@@ -10,11 +13,15 @@ type Limits struct {
 	MaxConns int
 	// Memory bounds the request and reply buffers of all connections
 	// together, in bytes, counting the buffers' size classes (a 1 MiB READ
-	// holds 2 MiB with its reply's header). One connection holds at most
-	// 64 MiB of its own. A connection that holds no buffer may always take
-	// one, whatever the others hold, so that clients that stop reading
-	// their replies cannot starve the others: the total may exceed Memory
-	// by one request per connection.
+	// holds 2 MiB with its reply's header), as long as clients read their
+	// replies: a request waits for memory while others hold it. One
+	// connection holds at most 64 MiB of its own, and it goes over Memory
+	// rather than wait forever: a connection that holds no buffer may
+	// always take one, and one that has waited a second takes what its
+	// own 64 MiB allow until it holds nothing again, so that clients that
+	// stop reading their replies can neither starve the others nor
+	// deadlock a client that sends its requests before reading replies.
+	// The hard bound is therefore MaxConns × 64 MiB.
 	Memory int64
 }
 
@@ -59,34 +66,65 @@ func (m *memory) held() int64 {
 	return m.used
 }
 
+// memoryWait is how long a connection waits for server memory before it
+// takes what its own share allows, until it holds nothing again. The
+// server's memory may be held by clients that stopped reading their
+// replies, and a client that sends its requests before reading any reply
+// (allowed, see transmit) reads nothing while the reader waits: without
+// this the two would wait for each other for as long as the stuck
+// clients stay connected.
+const memoryWait = time.Second
+
 // budget is one connection's share of the server's memory.
 type budget struct {
 	mem  *memory
 	used int64 // guarded by mem.mu
+	// late is set (guarded by mem.mu) when the connection waited
+	// memoryWait for server memory, and cleared when it holds nothing:
+	// meanwhile only its own share bounds it.
+	late bool
 }
 
-// fits reports whether n more bytes may be taken now; the caller holds
-// mem.mu.
+// fits reports whether n more bytes may be taken now: within the
+// connection's share and, unless it holds nothing or is late, the
+// server's limit. The caller holds mem.mu.
 func (b *budget) fits(n int64) bool {
-	return b.used+n <= maxBufferBytes && (b.used == 0 || b.mem.used+n <= b.mem.limit)
+	return b.used+n <= maxBufferBytes && (b.used == 0 || b.late || b.mem.used+n <= b.mem.limit)
 }
 
 // acquire takes n bytes, waiting until they fit.
 func (b *budget) acquire(n int64) {
+	if n == 0 {
+		return
+	}
 	m := b.mem
 	m.mu.Lock()
-	for !b.fits(n) {
-		m.waiters++
-		m.cond.Wait()
-		m.waiters--
+	defer m.mu.Unlock()
+	if !b.fits(n) {
+		t := time.AfterFunc(memoryWait, func() {
+			m.mu.Lock()
+			if b.used > 0 {
+				b.late = true
+			}
+			m.mu.Unlock()
+			m.cond.Broadcast()
+		})
+		for !b.fits(n) {
+			m.waiters++
+			m.cond.Wait()
+			m.waiters--
+		}
+		t.Stop()
 	}
 	b.used += n
 	m.used += n
-	m.mu.Unlock()
 }
 
 // tryAcquire takes n bytes if they fit now.
 func (b *budget) tryAcquire(n int64) bool {
+	if n == 0 {
+		return true
+	}
 	m := b.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -100,10 +138,16 @@ func (b *budget) tryAcquire(n int64) bool {
 
 // release returns n bytes.
 func (b *budget) release(n int64) {
+	if n == 0 {
+		return
+	}
 	m := b.mem
 	m.mu.Lock()
 	b.used -= n
 	m.used -= n
+	if b.used == 0 {
+		b.late = false
+	}
 	wake := m.waiters > 0
 	m.mu.Unlock()
 	if wake {

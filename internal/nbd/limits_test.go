@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,8 +26,8 @@ func (d *heldDevice) ReadAt(p []byte, off int64) (int, error) {
 
 // TestMemoryLimitIsServerWide: once the buffers of all connections reach
 // Limits.Memory, a connection that already holds a buffer waits for
-// memory before it starts another request, although its own share would
-// allow 64 MiB.
+// memory (up to memoryWait) before it starts another request, although
+// its own share would allow 64 MiB.
 func TestMemoryLimitIsServerWide(t *testing.T) {
 	const readLen = 1<<20 - simpleHdrLen // a 1 MiB buffer with its reply header
 	dev := &heldDevice{memDevice: newMemDevice(16 << 20), release: make(chan struct{})}
@@ -107,4 +108,103 @@ func TestMaxConns(t *testing.T) {
 	})
 	b, _, _ := dialGo(t, addr, "disk", true)
 	b.mustDo(cmdFlush, 0, 0, 0, nil)
+}
+
+// TestHalfDuplexClientOverServerLimit: a client may send its requests
+// (up to the 16 in flight) before reading any reply (TestHalfDuplexClient)
+// even while other connections hold all the server's memory (here a
+// client that stopped reading its replies). Its reader, holding a READ
+// buffer whose reply the client reads only after its WRITE payload is
+// read, waits memoryWait for server memory and then takes its own
+// share; without that the two would wait for each other for as long as
+// the stuck client stays connected.
+func TestHalfDuplexClientOverServerLimit(t *testing.T) {
+	const devSize = 64 << 20
+	ex := newMemExports()
+	ex.add("disk", newMemDevice(devSize), false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(ex, nil, Limits{Memory: 64 << 20})
+	go s.Serve(smallBufListener{ln})
+	t.Cleanup(func() { s.Close() })
+	addr := ln.Addr().String()
+
+	// One client stops reading: its 32 MiB READ holds 64 MiB, the limit.
+	stuck, _, _ := dialGo(t, addr, "disk", false)
+	stuck.send(cmdRead, 0, 0, MaxPayload, nil) // never read
+	waitFor(t, "the stuck client's buffer", func() bool { return s.mem.held() >= 64<<20 })
+
+	// The half-duplex client of TestHalfDuplexClient.
+	c, _, _ := dialGo(t, addr, "disk", false)
+	c.nc.(*net.TCPConn).SetReadBuffer(16 << 10)
+	const reads, rlen = maxInFlight - 1, inlineReadMax
+	var req []byte
+	for i := range reads {
+		req = appendRequest(req, cmdRead, uint64(i+100), uint64(i*rlen), rlen, nil)
+	}
+	req = appendRequest(req, cmdWrite, 200, 32<<20, MaxPayload, bytes.Repeat([]byte{7}, MaxPayload))
+	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(req); err != nil {
+		t.Fatalf("half-duplex client could not send its requests (%v): the server "+
+			"holds %d buffer bytes (limit 64 MiB) and its reader waits for memory "+
+			"that only the client's reading of replies would free\n%s", err, s.mem.held(), acquireStacks())
+	}
+	c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	for range reads + 1 {
+		c.recvLen(func(cookie uint64) int {
+			if cookie == 200 {
+				return 0
+			}
+			return rlen
+		})
+	}
+}
+
+// TestZeroCostRequestsDoNotWaitForMemory: a FLUSH takes no buffer, so it
+// runs at once although the server is over its limit and the connection
+// holds a buffer (a READ in flight).
+func TestZeroCostRequestsDoNotWaitForMemory(t *testing.T) {
+	dev := &heldDevice{memDevice: newMemDevice(16 << 20), release: make(chan struct{})}
+	s, addr := startServerLimits(t, oneExport{dev}, Limits{Memory: 1 << 20})
+	var once sync.Once
+	release := func() { once.Do(func() { close(dev.release) }) }
+	t.Cleanup(release)
+	c, _, _ := dialGo(t, addr, "d", false)
+	// A 1 MiB READ (a 2 MiB buffer): allowed, the connection holding none.
+	c.send(cmdRead, 0, 0, 1<<20, nil)
+	waitFor(t, "the read", func() bool { return dev.started.Load() == 1 })
+	flush := c.send(cmdFlush, 0, 0, 0, nil)
+	if cookie, errno, _ := c.recv(0, 0); cookie != flush || errno != 0 {
+		t.Fatalf("first reply: cookie %d errno %d, want the FLUSH's (%d) while the READ is held", cookie, errno, flush)
+	}
+	if held := s.mem.held(); held != 2<<20 {
+		t.Fatalf("server holds %d buffer bytes, want the READ's %d", held, 2<<20)
+	}
+	release()
+	if _, errno, _ := c.recv(1<<20, 0); errno != 0 {
+		t.Fatalf("READ: errno %d", errno)
+	}
+}
+
+// acquireStacks returns the stacks of goroutines waiting in budget.acquire.
+func acquireStacks() string {
+	var out []string
+	for _, g := range serverGoroutines() {
+		if strings.Contains(g, "(*budget).acquire") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+func appendRequest(b []byte, typ uint16, cookie, off uint64, length uint32, payload []byte) []byte {
+	b = be.AppendUint32(b, requestMagic)
+	b = be.AppendUint16(b, 0)
+	b = be.AppendUint16(b, typ)
+	b = be.AppendUint64(b, cookie)
+	b = be.AppendUint64(b, off)
+	b = be.AppendUint32(b, length)
+	return append(b, payload...)
 }

@@ -70,14 +70,18 @@
 // at a time (a request counts until its reply is sent) and at most 64 MiB
 // of READ/WRITE buffers at a time (a BLOCK_STATUS reply takes at most
 // 32 KiB more), on a pool of worker goroutines; READs of up to 128 KiB
-// are executed by the connection's reader itself while the device answers
-// them fast (from memory), and go to the workers again once it is slow.
-// Replies may be sent out of order, as the protocol allows; replies ready
-// together go out in one writev. The reader never waits on the socket, so
-// a client may send requests without reading replies meanwhile (up to the
-// 16 in flight). Any number of connections may use one export, up to
-// Limits.MaxConns connections in all, whose buffers together stay within
-// Limits.Memory but for one request per connection (see Limits). When a connection ends (DISC, socket
+// and WRITEs of up to 16 KiB are executed by the connection's reader
+// itself while the device answers them fast (from memory), and go to the
+// workers again once it is slow; a WRITE that goes to a worker is
+// executed by the goroutine that read it, the worker taking over the
+// reading. Replies may be sent out of order, as the protocol allows;
+// replies ready together go out in one writev. The reader never waits on
+// the socket, so a client may send requests without reading replies
+// meanwhile (up to the 16 in flight; while other connections hold the
+// server's memory, a request may wait a second for it). Any number of
+// connections may use one export, up to Limits.MaxConns connections in
+// all, whose buffers together stay within Limits.Memory while clients
+// read their replies (see Limits). When a connection ends (DISC, socket
 // error, Disconnect or Close) the server stops reading, waits for its
 // in-flight requests, flushes a writable device, closes the socket and then
 // calls the release function returned by Exports.Open.
@@ -153,6 +157,7 @@ type Server struct {
 
 // NewServer returns a server for exports within lim. log may be nil.
 func NewServer(exports Exports, log *slog.Logger, lim Limits) *Server {
+	lim = lim.withDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -164,8 +169,8 @@ func NewServer(exports Exports, log *slog.Logger, lim Limits) *Server {
 		cancel:  cancel,
 		lns:     make(map[net.Listener]struct{}),
 		conns:   make(map[*conn]struct{}),
-		lim:     lim.withDefaults(),
-		mem:     newMemory(lim.withDefaults().Memory),
+		lim:     lim,
+		mem:     newMemory(lim.Memory),
 	}
 }
 

@@ -18,9 +18,9 @@ const (
 	maxBufferBytes = 2 * MaxPayload
 )
 
-// A request is executed by one of at most maxInFlight worker goroutines
-// of the connection (started as needed, kept until it ends, so that their
-// stacks stay grown), or by the reader itself when it is a READ of at
+// A request is executed by one of the connection's worker goroutines (at
+// most maxInFlight started as needed, plus the connection's own; kept
+// until it ends, so that their stacks stay grown), or by the reader itself when it is a READ of at
 // most inlineReadMax bytes or a WRITE without FUA of at most
 // inlineWriteMax bytes, and the device's reads and writes have been fast
 // lately (see noteIO): page-cache I/O then costs no hand-off between
@@ -113,10 +113,10 @@ type reply struct {
 	cost   int64 // budget to release once b is sent
 }
 
-// transmission is the state of a connection's request loop. The fields
-// other than wg, workers and jobs belong to the goroutine that holds the
-// reader's role; the role passes through jobs (or a go statement), which
-// orders their uses.
+// transmission is the state of a connection's request loop. started and
+// hdr belong to the goroutine that holds the reader's role (as do the
+// conn's reader state: r, deferred); the role passes through jobs (or a
+// go statement), which orders their uses. c and ex never change.
 type transmission struct {
 	c       *conn
 	ex      *export
@@ -168,10 +168,11 @@ func (t *transmission) work(j job) {
 
 // read is the reader: it reads requests and executes or hands them out
 // until the stream ends, when it waits for the requests taken and closes
-// jobs; or until it takes a large WRITE, which it executes itself after
-// handing its role to an idle (or new) worker: the payload is then
-// copied into the device by the thread that received it, while it is in
-// that core's cache, and the next request is received meanwhile.
+// jobs; or until it takes a WRITE meant for a worker, which it executes
+// itself after handing its role to an idle (or new) worker: the payload
+// is then copied into the device by the thread that received it, while
+// it is in that core's cache, and the next request is received
+// meanwhile.
 func (t *transmission) read() {
 	c, ex := t.c, t.ex
 	// The reader flushes the replies it deferred before anything that
