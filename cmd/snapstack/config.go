@@ -31,6 +31,7 @@ type fileConfig struct {
 	Compression          string       `json:"compression"`
 	NBDMaxConns          int          `json:"nbd_max_conns"`
 	NBDBufferMiB         int64        `json:"nbd_buffer_mib"`
+	NBDReplyTimeout      string       `json:"nbd_reply_timeout"`
 	DSW                  dswConfig    `json:"dsw"`
 }
 
@@ -105,6 +106,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	compression := fs.String("compression", "", "compression of new chunks: s2 (default), zstd (smaller, about 1.7x the CPU) or none")
 	maxConns := fs.Int("nbd-max-conns", 0, fmt.Sprintf("NBD connections open at once (default %d)", nbd.DefaultMaxConns))
 	bufferMiB := fs.Int64("nbd-buffer-mib", 0, fmt.Sprintf("MiB of NBD request buffers of all connections together (default %d)", nbd.DefaultMemory>>20))
+	replyTimeout := fs.Duration("nbd-reply-timeout", 0, fmt.Sprintf("close an NBD connection whose client leaves a reply untaken this long (default %v)", nbd.DefaultReplyTimeout))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -162,6 +164,12 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 		}
 		c.nbdLimits.Memory = *bufferMiB << 20
 	}
+	if set["nbd-reply-timeout"] {
+		c.nbdLimits.ReplyTimeout = *replyTimeout
+	}
+	if c.nbdLimits.ReplyTimeout < 0 {
+		return nil, fmt.Errorf("nbd-reply-timeout %v: must be 0 (the default) or more", c.nbdLimits.ReplyTimeout)
+	}
 	if c.nbdLimits.MaxConns < 0 {
 		return nil, fmt.Errorf("nbd-max-conns %d: must be 0 (the default) or more", c.nbdLimits.MaxConns)
 	}
@@ -196,7 +204,7 @@ func (fc *fileConfig) apply(c *serveConfig) error {
 	for _, d := range []struct {
 		s   string
 		dst *time.Duration
-	}{{fc.TransitionDelay, &c.ecs.TransitionDelay}, {fc.RetentionInterval, &c.retentionEvery}} {
+	}{{fc.TransitionDelay, &c.ecs.TransitionDelay}, {fc.RetentionInterval, &c.retentionEvery}, {fc.NBDReplyTimeout, &c.nbdLimits.ReplyTimeout}} {
 		if d.s == "" {
 			continue
 		}

@@ -40,7 +40,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  snapstack serve [--listen 127.0.0.1:9090] [--nbd-listen 127.0.0.1:10809] [--nbd-max-conns N] [--nbd-buffer-mib N] [--data ./snapstack-data] [--admin] [--config FILE] [--region ID=ZONE,ZONE...]
+  snapstack serve [--listen 127.0.0.1:9090] [--nbd-listen 127.0.0.1:10809] [--nbd-max-conns N] [--nbd-buffer-mib N] [--nbd-reply-timeout D] [--data ./snapstack-data] [--admin] [--config FILE] [--region ID=ZONE,ZONE...]
   snapstack admin [--endpoint http://127.0.0.1:9090] [--data DIR] set account|instance|disk ID STATE true|false
   snapstack admin [...] verify SNAPSHOT_ID     re-read every chunk of a snapshot
   snapstack admin [...] collect                remove chunks no snapshot or disk needs

@@ -191,15 +191,16 @@ func TestCompressionFlag(t *testing.T) {
 
 func TestNBDLimitFlags(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "snapstack.json")
-	os.WriteFile(path, []byte(`{"nbd_max_conns":64,"nbd_buffer_mib":256}`), 0o600)
+	os.WriteFile(path, []byte(`{"nbd_max_conns":64,"nbd_buffer_mib":256,"nbd_reply_timeout":"90s"}`), 0o600)
 	for _, tc := range []struct {
 		args []string
 		want nbd.Limits
 	}{
 		{nil, nbd.Limits{}}, // the server's defaults
-		{[]string{"--nbd-max-conns", "8", "--nbd-buffer-mib", "100"}, nbd.Limits{MaxConns: 8, Memory: 100 << 20}},
-		{[]string{"--config", path}, nbd.Limits{MaxConns: 64, Memory: 256 << 20}},
-		{[]string{"--config", path, "--nbd-buffer-mib", "512"}, nbd.Limits{MaxConns: 64, Memory: 512 << 20}},
+		{[]string{"--nbd-max-conns", "8", "--nbd-buffer-mib", "100", "--nbd-reply-timeout", "1m"},
+			nbd.Limits{MaxConns: 8, Memory: 100 << 20, ReplyTimeout: time.Minute}},
+		{[]string{"--config", path}, nbd.Limits{MaxConns: 64, Memory: 256 << 20, ReplyTimeout: 90 * time.Second}},
+		{[]string{"--config", path, "--nbd-buffer-mib", "512"}, nbd.Limits{MaxConns: 64, Memory: 512 << 20, ReplyTimeout: 90 * time.Second}},
 	} {
 		c, err := parseServeFlags(tc.args)
 		if err != nil {
@@ -208,7 +209,7 @@ func TestNBDLimitFlags(t *testing.T) {
 			t.Errorf("parseServeFlags(%q): limits %+v, want %+v", tc.args, c.nbdLimits, tc.want)
 		}
 	}
-	for _, args := range [][]string{{"--nbd-max-conns", "-1"}, {"--nbd-buffer-mib", "-5"},
+	for _, args := range [][]string{{"--nbd-max-conns", "-1"}, {"--nbd-buffer-mib", "-5"}, {"--nbd-reply-timeout", "-1s"},
 		{"--nbd-buffer-mib", "17592186044416"}} { // 2^44 MiB: wraps to 0 once shifted
 		if _, err := parseServeFlags(args); err == nil {
 			t.Errorf("parseServeFlags(%q) accepted a limit out of range", args)

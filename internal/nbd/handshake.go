@@ -33,8 +33,9 @@ type conn struct {
 	attached bool   // in transmission
 	export   string // export name once attached
 	opening  string // export being opened during the handshake
-	// closing is set (under s.mu) by shutdown.
+	// closing is set (under s.mu and dlMu) by shutdown.
 	closing atomic.Bool
+	dlMu    sync.Mutex // orders write deadline changes (see replyDeadline)
 
 	// Transmission (see transmit).
 	slots      chan struct{} // a token per request in flight (reply not sent)
@@ -89,6 +90,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 // shutdown asks c to stop reading, finish its in-flight requests and close.
 // The caller holds s.mu.
 func (c *conn) shutdown() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
 	c.closing.Store(true)
 	c.nc.SetReadDeadline(time.Now())
 	c.nc.SetWriteDeadline(time.Now().Add(drainTimeout))

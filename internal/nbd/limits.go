@@ -23,6 +23,11 @@ type Limits struct {
 	// deadlock a client that sends its requests before reading replies.
 	// The hard bound is therefore MaxConns × 64 MiB.
 	Memory int64
+	// ReplyTimeout is how long a reply may wait for the client to take
+	// it (the socket being full) before the connection is closed, which
+	// frees its buffers and its place: a client that stops reading
+	// replies holds them no longer than that.
+	ReplyTimeout time.Duration
 }
 
 const (
@@ -31,6 +36,10 @@ const (
 	DefaultMaxConns = 512
 	// DefaultMemory is Limits.Memory when unset.
 	DefaultMemory = 1 << 30
+	// DefaultReplyTimeout is Limits.ReplyTimeout when unset: long enough
+	// for a client that sends a 32 MiB WRITE before it reads replies on
+	// a slow link.
+	DefaultReplyTimeout = 5 * time.Minute
 )
 
 func (l Limits) withDefaults() Limits {
@@ -39,6 +48,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Memory <= 0 {
 		l.Memory = DefaultMemory
+	}
+	if l.ReplyTimeout <= 0 {
+		l.ReplyTimeout = DefaultReplyTimeout
 	}
 	return l
 }

@@ -208,3 +208,47 @@ func appendRequest(b []byte, typ uint16, cookie, off uint64, length uint32, payl
 	b = be.AppendUint32(b, length)
 	return append(b, payload...)
 }
+
+// TestReplyTimeoutClosesStuckClient: a client that stops reading its
+// replies is disconnected after Limits.ReplyTimeout, which frees its
+// buffers and its place.
+func TestReplyTimeoutClosesStuckClient(t *testing.T) {
+	ex := newMemExports()
+	ex.add("disk", newMemDevice(64<<20), false)
+	s, addr := startServerLimits(t, ex, Limits{ReplyTimeout: 300 * time.Millisecond})
+	stuck, _, _ := dialGo(t, addr, "disk", false)
+	for i := range 2 {
+		stuck.send(cmdRead, 0, uint64(i)*(32<<20), 32<<20, nil) // never read
+	}
+	waitFor(t, "the stuck client's buffers", func() bool { return s.mem.held() > 0 })
+	waitFor(t, "the stuck connection to be closed", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.conns) == 0
+	})
+	if held := s.mem.held(); held != 0 {
+		t.Fatalf("%d buffer bytes held after the stuck connection ended", held)
+	}
+}
+
+// TestReplyTimeoutSparesIdleClients: the timeout counts only while a
+// reply waits for the client; a connection idle for longer, after replies
+// that filled the socket, is served as before.
+func TestReplyTimeoutSparesIdleClients(t *testing.T) {
+	ex := newMemExports()
+	dev := ex.add("disk", newMemDevice(16<<20), false)
+	model := randomBytes(t, 16<<20)
+	dev.WriteAt(model, 0)
+	_, addr := startServerLimits(t, ex, Limits{ReplyTimeout: 200 * time.Millisecond})
+	c, _, _ := dialGo(t, addr, "disk", false)
+	for range 2 {
+		if !bytes.Equal(c.mustRead(0, 8<<20), model[:8<<20]) { // larger than the socket takes at once
+			t.Fatal("8 MiB read differs")
+		}
+		time.Sleep(500 * time.Millisecond)
+		if !bytes.Equal(c.mustRead(4096, 4096), model[4096:8192]) { // executed by the reader
+			t.Fatal("4 KiB read differs")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
