@@ -33,9 +33,13 @@ type conn struct {
 	attached bool   // in transmission
 	export   string // export name once attached
 	opening  string // export being opened during the handshake
-	// closing is set (under s.mu and dlMu) by shutdown.
+	// closing is set (under s.mu) by shutdown.
 	closing atomic.Bool
-	dlMu    sync.Mutex // orders write deadline changes (see replyDeadline)
+	// blockedSince is when the reply write under way that waits for the
+	// socket started (unix ns), 0 if none; stalled is set when the
+	// server's watchdog closed the connection for it (see Server.watch).
+	blockedSince atomic.Int64
+	stalled      atomic.Bool
 
 	// Transmission (see transmit).
 	slots      chan struct{} // a token per request in flight (reply not sent)
@@ -90,8 +94,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 // shutdown asks c to stop reading, finish its in-flight requests and close.
 // The caller holds s.mu.
 func (c *conn) shutdown() {
-	c.dlMu.Lock()
-	defer c.dlMu.Unlock()
 	c.closing.Store(true)
 	c.nc.SetReadDeadline(time.Now())
 	c.nc.SetWriteDeadline(time.Now().Add(drainTimeout))

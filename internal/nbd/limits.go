@@ -166,3 +166,38 @@ func (b *budget) release(n int64) {
 		m.cond.Broadcast()
 	}
 }
+
+// watchWrite records that c starts (on) or ends a reply write that may
+// wait for the client.
+func (s *Server) watchWrite(c *conn, on bool) {
+	var t int64
+	if on {
+		t = time.Now().UnixNano()
+	}
+	c.blockedSince.Store(t)
+}
+
+// watch closes, until the server closes, every connection whose reply
+// write has waited for the client longer than ReplyTimeout; it looks
+// four times per timeout (at most every second, at least every 10 ms).
+func (s *Server) watch() {
+	defer s.wg.Done()
+	tick := time.NewTicker(min(max(s.lim.ReplyTimeout/4, 10*time.Millisecond), time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-tick.C:
+			limit := now.Add(-s.lim.ReplyTimeout).UnixNano()
+			s.mu.Lock()
+			for c := range s.conns {
+				if t := c.blockedSince.Load(); t != 0 && t < limit && !c.stalled.Load() {
+					c.stalled.Store(true)
+					c.nc.Close()
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}

@@ -164,7 +164,7 @@ func NewServer(exports Exports, log *slog.Logger, lim Limits) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		exports: exports,
 		log:     log,
 		ctx:     ctx,
@@ -174,6 +174,9 @@ func NewServer(exports Exports, log *slog.Logger, lim Limits) *Server {
 		lim:     lim,
 		mem:     newMemory(lim.Memory),
 	}
+	s.wg.Add(1)
+	go s.watch()
+	return s
 }
 
 // Serve accepts connections on ln until Close; returns nil after Close.

@@ -429,27 +429,30 @@ func (c *conn) send(batch []reply, skip int, wait bool) bool {
 			skip = 0
 		}
 		c.iov = iov
-		n, err := writevNow(c.rc, iov, &c.iovecs)
-		if err == nil && n < total {
-			if !wait {
+		var err error
+		if wait {
+			// The server's watchdog closes the connection if this write
+			// waits for the client longer than ReplyTimeout.
+			c.s.watchWrite(c, true)
+			c.bufs = iov
+			_, err = c.bufs.WriteTo(c.nc)
+			c.s.watchWrite(c, false)
+		} else {
+			var n int
+			n, err = writevNow(c.rc, iov, &c.iovecs)
+			if err == nil && n < total {
 				clear(iov)
 				c.handoff, c.handoffSent = batch, n
 				c.wake <- struct{}{}
 				return false
 			}
-			// The socket is full: wait for the client to take the rest, at
-			// most ReplyTimeout.
-			c.bufs = skipBytes(iov, n)
-			c.replyDeadline(true)
-			_, err = c.bufs.WriteTo(c.nc)
-			c.replyDeadline(false)
 		}
 		clear(iov)
 		if err != nil {
 			switch {
+			case c.stalled.Load():
+				c.log.Warn("nbd: client did not take its replies in time; closed", "timeout", c.s.lim.ReplyTimeout)
 			case c.closing.Load() || errors.Is(err, net.ErrClosed):
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				c.log.Warn("nbd: client did not take its replies in time; closing", "timeout", c.s.lim.ReplyTimeout)
 			default:
 				c.log.Info("nbd: write reply", "err", err)
 			}
@@ -468,34 +471,6 @@ func (c *conn) send(batch []reply, skip int, wait bool) bool {
 	}
 	clear(batch)
 	return true
-}
-
-// skipBytes returns iov without its first n bytes (which it may modify).
-func skipBytes(iov [][]byte, n int) [][]byte {
-	for len(iov) > 0 && n >= len(iov[0]) {
-		n -= len(iov[0])
-		iov = iov[1:]
-	}
-	if n > 0 {
-		iov[0] = iov[0][n:]
-	}
-	return iov
-}
-
-// replyDeadline sets (on) or clears the write deadline of a reply write
-// that waits for the client, unless the connection is shutting down,
-// whose drain deadline stands (shutdown sets it under the same lock).
-func (c *conn) replyDeadline(on bool) {
-	c.dlMu.Lock()
-	defer c.dlMu.Unlock()
-	if c.closing.Load() {
-		return
-	}
-	var t time.Time
-	if on {
-		t = time.Now().Add(c.s.lim.ReplyTimeout)
-	}
-	c.nc.SetWriteDeadline(t)
 }
 
 // writer is the writer goroutine: woken by a hand-off, it sends the rest
