@@ -137,14 +137,19 @@ func (c *testClient) infoGo(opt uint32, name string, infos ...uint16) (size uint
 func (c *testClient) send(typ, flags uint16, off uint64, length uint32, payload []byte) uint64 {
 	c.t.Helper()
 	c.cookie++
-	b := be.AppendUint32(make([]byte, 0, requestLen+len(payload)), requestMagic)
+	c.write(appendRequest(make([]byte, 0, requestLen+len(payload)), typ, flags, c.cookie, off, length, payload))
+	return c.cookie
+}
+
+// appendRequest appends a request and its payload to b.
+func appendRequest(b []byte, typ, flags uint16, cookie, off uint64, length uint32, payload []byte) []byte {
+	b = be.AppendUint32(b, requestMagic)
 	b = be.AppendUint16(b, flags)
 	b = be.AppendUint16(b, typ)
-	b = be.AppendUint64(b, c.cookie)
+	b = be.AppendUint64(b, cookie)
 	b = be.AppendUint64(b, off)
 	b = be.AppendUint32(b, length)
-	c.write(append(b, payload...))
-	return c.cookie
+	return append(b, payload...)
 }
 
 // recv reads one reply; readLen is the length of a READ for a simple reply

@@ -9,13 +9,7 @@ import (
 )
 
 func fuzzRequest(typ, flags uint16, off uint64, length uint32, payload []byte) []byte {
-	b := be.AppendUint32(nil, requestMagic)
-	b = be.AppendUint16(b, flags)
-	b = be.AppendUint16(b, typ)
-	b = be.AppendUint64(b, 0xc0ffee)
-	b = be.AppendUint64(b, off)
-	b = be.AppendUint32(b, length)
-	return append(b, payload...)
+	return appendRequest(nil, typ, flags, 0xc0ffee, off, length, payload)
 }
 
 func fuzzOption(opt uint32, data []byte) []byte {

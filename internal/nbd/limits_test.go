@@ -142,9 +142,9 @@ func TestHalfDuplexClientOverServerLimit(t *testing.T) {
 	const reads, rlen = maxInFlight - 1, inlineReadMax
 	var req []byte
 	for i := range reads {
-		req = appendRequest(req, cmdRead, uint64(i+100), uint64(i*rlen), rlen, nil)
+		req = appendRequest(req, cmdRead, 0, uint64(i+100), uint64(i*rlen), rlen, nil)
 	}
-	req = appendRequest(req, cmdWrite, 200, 32<<20, MaxPayload, bytes.Repeat([]byte{7}, MaxPayload))
+	req = appendRequest(req, cmdWrite, 0, 200, 32<<20, MaxPayload, bytes.Repeat([]byte{7}, MaxPayload))
 	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.nc.Write(req); err != nil {
 		t.Fatalf("half-duplex client could not send its requests (%v): the server "+
@@ -197,16 +197,6 @@ func acquireStacks() string {
 		}
 	}
 	return strings.Join(out, "\n\n")
-}
-
-func appendRequest(b []byte, typ uint16, cookie, off uint64, length uint32, payload []byte) []byte {
-	b = be.AppendUint32(b, requestMagic)
-	b = be.AppendUint16(b, 0)
-	b = be.AppendUint16(b, typ)
-	b = be.AppendUint64(b, cookie)
-	b = be.AppendUint64(b, off)
-	b = be.AppendUint32(b, length)
-	return append(b, payload...)
 }
 
 // TestReplyTimeoutClosesStuckClient: a client that stops reading its
