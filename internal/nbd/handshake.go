@@ -35,8 +35,8 @@ type conn struct {
 	opening  string // export being opened during the handshake
 	// closing is set (under s.mu) by shutdown.
 	closing atomic.Bool
-	// blockedSince is when the reply write under way that waits for the
-	// socket started (unix ns), 0 if none; stalled is set when the
+	// blockedSince is when the reply write under way that may wait for
+	// the socket started (Server.sinceStart + 1), 0 if none; stalled is set when the
 	// server's watchdog closed the connection for it (see Server.watch).
 	blockedSince atomic.Int64
 	stalled      atomic.Bool

@@ -172,10 +172,14 @@ func (b *budget) release(n int64) {
 func (s *Server) watchWrite(c *conn, on bool) {
 	var t int64
 	if on {
-		t = time.Now().UnixNano()
+		t = s.sinceStart() + 1 // never 0, which means no write
 	}
 	c.blockedSince.Store(t)
 }
+
+// sinceStart is the monotonic time since the server was made, in ns:
+// wall clock steps (NTP, a resumed VM) must not make writes look stuck.
+func (s *Server) sinceStart() int64 { return int64(time.Since(s.start)) }
 
 // watch closes, until the server closes, every connection whose reply
 // write has waited for the client longer than ReplyTimeout; it looks
@@ -188,8 +192,8 @@ func (s *Server) watch() {
 		select {
 		case <-s.ctx.Done():
 			return
-		case now := <-tick.C:
-			limit := now.Add(-s.lim.ReplyTimeout).UnixNano()
+		case <-tick.C:
+			limit := s.sinceStart() - int64(s.lim.ReplyTimeout)
 			s.mu.Lock()
 			for c := range s.conns {
 				if t := c.blockedSince.Load(); t != 0 && t < limit && !c.stalled.Load() {

@@ -149,9 +149,10 @@ type Server struct {
 	// so that their last requests cannot land after the new owner's.
 	draining map[string]int
 
-	bufs bufPool // request and reply buffers
-	lim  Limits
-	mem  *memory // buffer bytes held by all connections
+	bufs  bufPool // request and reply buffers
+	lim   Limits
+	mem   *memory   // buffer bytes held by all connections
+	start time.Time // with its monotonic reading (see sinceStart)
 	// refusing is set while connections are refused for MaxConns, so
 	// that a burst of them is logged once.
 	refusing bool
@@ -173,6 +174,7 @@ func NewServer(exports Exports, log *slog.Logger, lim Limits) *Server {
 		conns:   make(map[*conn]struct{}),
 		lim:     lim,
 		mem:     newMemory(lim.Memory),
+		start:   time.Now(),
 	}
 	s.wg.Add(1)
 	go s.watch()
