@@ -253,22 +253,14 @@ func (t *transmission) read() {
 			continue
 		}
 		t.wg.Add(1)
-		if payload != nil && t.handOn() {
+		if payload != nil && t.give(job{read: true}) { // the reader's role
 			c.run(ex, j)
 			t.wg.Done()
 			return
 		}
-		select {
-		case t.jobs <- j: // an idle worker took it
-		default:
-			if t.started < maxInFlight {
-				t.started++
-				t.workers.Add(1)
-				go t.work(j)
-			} else {
-				c.flushDeferred()
-				t.jobs <- j
-			}
+		if !t.give(j) {
+			c.flushDeferred()
+			t.jobs <- j
 		}
 	}
 	c.flushDeferred()
@@ -276,17 +268,17 @@ func (t *transmission) read() {
 	close(t.jobs)
 }
 
-// handOn hands the reader's role to an idle worker, or to a new one if
-// fewer than maxInFlight were started, and reports whether it did.
-func (t *transmission) handOn() bool {
+// give hands j to an idle worker, or to a new one if fewer than
+// maxInFlight were started, and reports whether it did.
+func (t *transmission) give(j job) bool {
 	select {
-	case t.jobs <- job{read: true}:
+	case t.jobs <- j:
 		return true
 	default:
 		if t.started < maxInFlight {
 			t.started++
 			t.workers.Add(1)
-			go t.work(job{read: true})
+			go t.work(j)
 			return true
 		}
 	}
