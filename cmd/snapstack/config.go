@@ -51,8 +51,9 @@ type serveConfig struct {
 	ecs                     ecs.Config
 	dsw                     app.DSWConfig
 	retentionEvery          time.Duration
-	compression             string // of new chunks (chunk.ParseCompression)
-	nbdLimits               nbd.Limits
+	compression             string     // of new chunks (chunk.ParseCompression)
+	nbdLimits               nbd.Limits // Memory is set from nbdBufferMiB once both sources are read
+	nbdBufferMiB            int64
 }
 
 // regionFlags collects --region ID=ZONE,ZONE flags.
@@ -159,11 +160,12 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 		c.nbdLimits.MaxConns = *maxConns
 	}
 	if set["nbd-buffer-mib"] {
-		if *bufferMiB < 0 || *bufferMiB > maxBufferMiB {
-			return nil, fmt.Errorf("nbd-buffer-mib %d: must be 0 (the default) to %d", *bufferMiB, maxBufferMiB)
-		}
-		c.nbdLimits.Memory = *bufferMiB << 20
+		c.nbdBufferMiB = *bufferMiB
 	}
+	if c.nbdBufferMiB < 0 || c.nbdBufferMiB > maxBufferMiB {
+		return nil, fmt.Errorf("nbd-buffer-mib (nbd_buffer_mib) %d: must be 0 (the default) to %d", c.nbdBufferMiB, maxBufferMiB)
+	}
+	c.nbdLimits.Memory = c.nbdBufferMiB << 20
 	if set["nbd-reply-timeout"] {
 		c.nbdLimits.ReplyTimeout = *replyTimeout
 	}
@@ -179,10 +181,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 func (fc *fileConfig) apply(c *serveConfig) error {
 	c.listen, c.nbdListen, c.data, c.admin = fc.Listen, fc.NBDListen, fc.Data, fc.Admin
 	c.compression = fc.Compression
-	if fc.NBDBufferMiB < 0 || fc.NBDBufferMiB > maxBufferMiB {
-		return fmt.Errorf("nbd_buffer_mib %d: must be 0 (the default) to %d", fc.NBDBufferMiB, maxBufferMiB)
-	}
-	c.nbdLimits = nbd.Limits{MaxConns: fc.NBDMaxConns, Memory: fc.NBDBufferMiB << 20}
+	c.nbdLimits.MaxConns, c.nbdBufferMiB = fc.NBDMaxConns, fc.NBDBufferMiB
 	if len(fc.Regions) > 0 {
 		for i := range fc.Regions {
 			if fc.Regions[i].IDCode == "" {

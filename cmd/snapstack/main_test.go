@@ -215,4 +215,9 @@ func TestNBDLimitFlags(t *testing.T) {
 			t.Errorf("parseServeFlags(%q) accepted a limit out of range", args)
 		}
 	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"nbd_buffer_mib":-3}`), 0o600)
+	if _, err := parseServeFlags([]string{"--config", bad}); err == nil || !strings.Contains(err.Error(), "nbd_buffer_mib") {
+		t.Errorf("nbd_buffer_mib -3 in the config file: %v; want an error naming it", err)
+	}
 }
