@@ -107,7 +107,7 @@ func parseServeFlags(args []string) (*serveConfig, error) {
 	compression := fs.String("compression", "", "compression of new chunks: s2 (default), zstd (smaller, about 1.7x the CPU) or none")
 	maxConns := fs.Int("nbd-max-conns", 0, fmt.Sprintf("NBD connections open at once (default %d)", nbd.DefaultMaxConns))
 	bufferMiB := fs.Int64("nbd-buffer-mib", 0, fmt.Sprintf("MiB of NBD request buffers of all connections together (default %d)", nbd.DefaultMemory>>20))
-	replyTimeout := fs.Duration("nbd-reply-timeout", 0, fmt.Sprintf("close an NBD connection whose client leaves a reply untaken this long (default %v)", nbd.DefaultReplyTimeout))
+	replyTimeout := fs.Duration("nbd-reply-timeout", 0, fmt.Sprintf("close an NBD connection whose client takes none of its replies for this long (default %v)", nbd.DefaultReplyTimeout))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

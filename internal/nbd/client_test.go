@@ -21,7 +21,13 @@ type testClient struct {
 // dialRaw connects and reads the server greeting, without sending flags.
 func dialRaw(t testing.TB, addr string) *testClient {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
+	return dialRawVia(t, addr, &net.Dialer{})
+}
+
+// dialRawVia is dialRaw with a dialer of the test's (socket options).
+func dialRawVia(t testing.TB, addr string, d *net.Dialer) *testClient {
+	t.Helper()
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

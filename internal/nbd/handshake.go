@@ -36,8 +36,9 @@ type conn struct {
 	// closing is set (under s.mu) by shutdown.
 	closing atomic.Bool
 	// blockedSince is when the reply write under way that may wait for
-	// the socket started (Server.sinceStart + 1), 0 if none; stalled is set when the
-	// server's watchdog closed the connection for it (see Server.watch).
+	// the socket started or last made progress (Server.sinceStart + 1),
+	// 0 if none; stalled is set when the server's watchdog closed the
+	// connection for it (see Server.watch).
 	blockedSince atomic.Int64
 	stalled      atomic.Bool
 
@@ -55,7 +56,6 @@ type conn struct {
 	// Used by the writer only (the hand-off through wake orders them).
 	rc          syscall.RawConn // nc's, for writes that must not block; nil if none
 	iov         [][]byte
-	bufs        net.Buffers
 	iovecs      []syscall.Iovec
 	wfailed     bool          // a write failed: the connection is closed
 	wake        chan struct{} // hands the writer's role to the writer goroutine

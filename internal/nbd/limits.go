@@ -23,10 +23,11 @@ type Limits struct {
 	// deadlock a client that sends its requests before reading replies.
 	// The hard bound is therefore MaxConns × 64 MiB.
 	Memory int64
-	// ReplyTimeout is how long a reply may wait for the client to take
-	// it (the socket being full) before the connection is closed, which
-	// frees its buffers and its place: a client that stops reading
-	// replies holds them no longer than that.
+	// ReplyTimeout is how long a reply write may wait for the client to
+	// take any of it (the socket being full) before the connection is
+	// closed, which frees its buffers and its place: a client that stops
+	// reading replies holds them no longer than that, while one that
+	// reads them slowly stays connected.
 	ReplyTimeout time.Duration
 }
 
@@ -167,8 +168,8 @@ func (b *budget) release(n int64) {
 	}
 }
 
-// watchWrite records that c starts (on) or ends a reply write that may
-// wait for the client.
+// watchWrite records that c starts a reply write that may wait for the
+// client, or that the write made progress (on), or that it ended.
 func (s *Server) watchWrite(c *conn, on bool) {
 	var t int64
 	if on {
@@ -182,7 +183,8 @@ func (s *Server) watchWrite(c *conn, on bool) {
 func (s *Server) sinceStart() int64 { return int64(time.Since(s.start)) }
 
 // watch closes, until the server closes, every connection whose reply
-// write has waited for the client longer than ReplyTimeout; it looks
+// write has waited for the client to take any of it longer than
+// ReplyTimeout; it looks
 // four times per timeout (at most every second, at least every 10 ms).
 func (s *Server) watch() {
 	defer s.wg.Done()

@@ -1,12 +1,15 @@
 package nbd
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -241,4 +244,61 @@ func TestReplyTimeoutSparesIdleClients(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// TestReplyTimeoutSparesSlowReaders: the timeout counts from the client's
+// last progress, not from the start of a reply batch: a client that keeps
+// taking its replies, only slowly, stays connected however long a batch
+// takes.
+func TestReplyTimeoutSparesSlowReaders(t *testing.T) {
+	ex := newMemExports()
+	dev := ex.add("disk", newMemDevice(16<<20), false)
+	model := randomBytes(t, 16<<20)
+	dev.WriteAt(model, 0)
+	const timeout = 500 * time.Millisecond
+	_, addr := startServerLimits(t, ex, Limits{ReplyTimeout: timeout})
+	// A small receive buffer, so that the server's socket fills up and
+	// its writes wait for the client all along.
+	d := &net.Dialer{Control: func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 128<<10)
+		})
+		return errors.Join(err, serr)
+	}}
+	c := dialRawVia(t, addr, d)
+	c.write(be.AppendUint32(nil, flagCFixedNewstyle|flagCNoZeroes))
+	if _, _, _, rep := c.infoGo(optGo, "disk", infoBlockSize); rep != repAck {
+		t.Fatalf("GO: reply %#x", rep)
+	}
+	offsets := map[uint64]int{}
+	for i := range 16 {
+		offsets[c.send(cmdRead, 0, uint64(i)<<20, 1<<20, nil)] = i << 20
+	}
+	// At most 13 MB/s: the 16 MiB of replies take more than twice the
+	// timeout, and the socket takes more every tenth of a second or so.
+	start := time.Now()
+	c.r = bufio.NewReaderSize(&slowReader{r: c.nc, chunk: 64 << 10, every: 5 * time.Millisecond}, 64<<10)
+	for range 16 {
+		cookie, errno, data := c.recv(1<<20, 0)
+		off, ok := offsets[cookie]
+		if !ok || errno != 0 || !bytes.Equal(data, model[off:off+1<<20]) {
+			t.Fatalf("reply %d: errno %d, ok %v, data equal %v (after %v)", cookie, errno, ok, bytes.Equal(data, model[off:off+1<<20]), time.Since(start))
+		}
+	}
+	if d := time.Since(start); d < 2*timeout {
+		t.Fatalf("the replies took %v, less than twice the timeout: the test proves nothing", d)
+	}
+}
+
+// slowReader reads at most chunk bytes per call, one call every every.
+type slowReader struct {
+	r     io.Reader
+	chunk int
+	every time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(s.every)
+	return s.r.Read(p[:min(len(p), s.chunk)])
 }

@@ -81,8 +81,8 @@
 // server's memory, a request may wait a second for it). Any number of
 // connections may use one export, up to Limits.MaxConns connections in
 // all, whose buffers together stay within Limits.Memory while clients
-// read their replies (see Limits); a connection whose client leaves a
-// reply untaken for Limits.ReplyTimeout is closed. When a connection
+// read their replies (see Limits); a connection whose client takes
+// nothing of a reply for Limits.ReplyTimeout is closed. When a connection
 // ends (DISC, socket error, Disconnect or Close) the server stops
 // reading, waits for its in-flight requests, flushes a writable device,
 // closes the socket and then calls the release function returned by

@@ -424,10 +424,10 @@ func (c *conn) send(batch []reply, skip int, wait bool) bool {
 		var err error
 		if wait {
 			// The server's watchdog closes the connection if this write
-			// waits for the client longer than ReplyTimeout.
+			// waits for the client longer than ReplyTimeout without
+			// progress.
 			c.s.watchWrite(c, true)
-			c.bufs = iov
-			_, err = c.bufs.WriteTo(c.nc)
+			err = writevAll(c.rc, c.nc, iov, &c.iovecs, c.progress)
 			c.s.watchWrite(c, false)
 		} else {
 			var n int
@@ -464,6 +464,10 @@ func (c *conn) send(batch []reply, skip int, wait bool) bool {
 	clear(batch)
 	return true
 }
+
+// progress tells the watchdog that the reply write under way made
+// progress.
+func (c *conn) progress() { c.s.watchWrite(c, true) }
 
 // writer is the writer goroutine: woken by a hand-off, it sends the rest
 // of the batch handed off and then drains the queue.
