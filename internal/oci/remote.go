@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,9 +33,21 @@ type Config struct {
 	// Embedded serves references that name the embedded registry
 	// (Ref.Embedded) in-process.
 	Embedded http.RoundTripper
-	// Transport reaches every other registry (nil: remote.DefaultTransport).
+	// Transport reaches every other registry (nil: go-containerregistry's
+	// default transport, with HeaderTimeout).
 	Transport http.RoundTripper
+	// HeaderTimeout bounds the wait for a registry's response headers
+	// once a request is sent, on the default transport (0:
+	// DefaultHeaderTimeout): a registry that takes a connection and never
+	// answers fails the request instead of holding a snapshot in Saving
+	// forever. Bodies (layers) may take as long as they take.
+	HeaderTimeout time.Duration
 }
+
+// DefaultHeaderTimeout is Config.HeaderTimeout when unset: far more than
+// a registry needs to answer, including the digest check that ends a
+// blob upload.
+const DefaultHeaderTimeout = 2 * time.Minute
 
 // Ref is an image reference and where it is served.
 type Ref struct {
@@ -60,7 +73,16 @@ type Builder struct {
 // NewBuilder returns a Builder.
 func NewBuilder(cfg Config) *Builder {
 	if cfg.Transport == nil {
-		cfg.Transport = remote.DefaultTransport
+		if cfg.HeaderTimeout <= 0 {
+			cfg.HeaderTimeout = DefaultHeaderTimeout
+		}
+		t, ok := remote.DefaultTransport.(*http.Transport)
+		if !ok {
+			t = http.DefaultTransport.(*http.Transport)
+		}
+		t = t.Clone()
+		t.ResponseHeaderTimeout = cfg.HeaderTimeout
+		cfg.Transport = t
 	}
 	return &Builder{cfg: cfg}
 }
