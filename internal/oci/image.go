@@ -139,7 +139,38 @@ func (b *Builder) base(ctx context.Context, r *Ref) (v1.Image, []v1.History, err
 		adds[i] = mutate.Addendum{Layer: l, MediaType: ociLayerType(mt)}
 	}
 	img, err = mutate.Append(img, adds...)
-	return img, hist, err
+	return img, alignHistory(hist, len(layers), cf.Created), err
+}
+
+// alignHistory makes a base's history describe its layers one to one, as
+// the image spec asks (the entries without empty_layer, in order, are the
+// layers'): images built by some tools have less history than layers, or
+// none, and appending the snapshot's entry to that would describe the
+// wrong layer. Missing entries are added in front (the older layers),
+// marked as having none; surplus ones, the oldest first, are marked
+// empty_layer. This is what BuildKit does to a base in the same case.
+func alignHistory(hist []v1.History, layers int, created v1.Time) []v1.History {
+	n := 0
+	for _, h := range hist {
+		if !h.EmptyLayer {
+			n++
+		}
+	}
+	if n == layers {
+		return hist
+	}
+	out := make([]v1.History, 0, len(hist)+max(layers-n, 0))
+	for range layers - n {
+		out = append(out, v1.History{Created: created, Comment: "base image layer without history"})
+	}
+	for _, h := range hist {
+		if !h.EmptyLayer && n > layers {
+			h.EmptyLayer = true
+			n--
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // ociLayerType is the OCI media type of a layer media type (the blob is

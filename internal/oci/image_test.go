@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -176,5 +177,78 @@ func TestBuildErrors(t *testing.T) {
 	}
 	if ok, err := good.Exists(ctx, Ref{Name: host + "/ns/repo:nope"}); ok || err != nil {
 		t.Errorf("Exists(missing) = %v %v", ok, err)
+	}
+}
+
+// TestAlignHistory: the history of a base describes its layers one to one
+// (the non-empty entries), whatever the base's tool wrote.
+func TestAlignHistory(t *testing.T) {
+	created := v1.Time{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	e := func(by string, empty bool) v1.History { return v1.History{CreatedBy: by, EmptyLayer: empty} }
+	for _, tc := range []struct {
+		name   string
+		hist   []v1.History
+		layers int
+		want   string // CreatedBy of each entry ("-" for an added one), "e" after an empty one
+	}{
+		{"aligned", []v1.History{e("a", false), e("env", true), e("b", false)}, 2, "a env.e b"},
+		{"none", nil, 2, "- -"},
+		{"fewer", []v1.History{e("env", true), e("b", false)}, 3, "- - env.e b"},
+		{"more", []v1.History{e("a", false), e("b", false), e("c", false)}, 1, "a.e b.e c"},
+		{"no layers", []v1.History{e("env", true)}, 0, "env.e"},
+	} {
+		got := alignHistory(tc.hist, tc.layers, created)
+		var parts []string
+		nonEmpty := 0
+		for _, h := range got {
+			p := h.CreatedBy
+			if p == "" {
+				p = "-"
+				if !h.Created.Equal(created.Time) {
+					t.Errorf("%s: added entry created %v", tc.name, h.Created)
+				}
+			}
+			if h.EmptyLayer {
+				p += ".e"
+			} else {
+				nonEmpty++
+			}
+			parts = append(parts, p)
+		}
+		if s := strings.Join(parts, " "); s != tc.want || nonEmpty != tc.layers {
+			t.Errorf("%s: history %q (%d non-empty), want %q (%d)", tc.name, s, nonEmpty, tc.want, tc.layers)
+		}
+	}
+}
+
+// TestBuildOnBaseWithoutHistory: a snapshot of a base whose config has no
+// history gets one entry per layer, its own last.
+func TestBuildOnBaseWithoutHistory(t *testing.T) {
+	g, _ := testRegistry(t, registry.Options{})
+	b := NewBuilder(Config{Embedded: g.Transport()})
+	tr := remote.WithTransport(g.Transport())
+	base, _ := random.Image(512, 2)
+	cf, _ := base.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.History = nil
+	base, _ = mutate.ConfigFile(base, cf)
+	ref, _ := name.ParseReference("snapstack.local:1/base/nohist:v1")
+	if err := remote.Write(ref, base, tr); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Base: &Ref{Name: "snapstack.local:1/base/nohist:v1", Embedded: true}, Target: Ref{Name: "snapstack.local:1/ns/snap:v1", Embedded: true},
+		LayerFile: layerFile(t, map[string]string{"a": "1"}), CreatedBy: "snapshot snp-2", Created: time.Now()}
+	if _, err := b.Build(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	img := pullImage(t, "snapstack.local:1/ns/snap:v1", tr)
+	got, _ := img.ConfigFile()
+	if len(got.History) != 3 || got.History[2].CreatedBy != "snapshot snp-2" {
+		t.Fatalf("history %+v, want two base entries and the snapshot's", got.History)
+	}
+	for i, h := range got.History {
+		if h.EmptyLayer {
+			t.Errorf("history entry %d is empty_layer", i)
+		}
 	}
 }
