@@ -31,6 +31,7 @@ import (
 	"github.com/snapstack/snapstack/internal/iam"
 	"github.com/snapstack/snapstack/internal/meta/sqlstore"
 	"github.com/snapstack/snapstack/internal/nbd"
+	"github.com/snapstack/snapstack/internal/registry"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,7 +46,8 @@ type Config struct {
 	ECS               ecs.Config
 	API               api.Options
 	RetentionInterval time.Duration
-	// GCInterval is how often unreferenced chunks are collected.
+	// GCInterval is how often unreferenced chunks, and the embedded
+	// registry's unreferenced blobs, are collected.
 	GCInterval time.Duration
 	// Compression of new chunks: "s2" (the default when empty), "zstd"
 	// or "none" (chunk.ParseCompression). Stored chunks of every
@@ -78,13 +80,14 @@ type App struct {
 	Engine *engine.Engine
 	DSW    *dsw.Service
 
-	srv    *http.Server
-	nbd    *nbd.Server
-	store  *sqlstore.Store
-	lock   *os.File // the data directory's lock, held while serving
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errc   chan error
+	srv      *http.Server
+	nbd      *nbd.Server
+	registry *registry.Registry // the embedded registry
+	store    *sqlstore.Store
+	lock     *os.File // the data directory's lock, held while serving
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errc     chan error
 }
 
 // KeyFile is the name of the root key file in the data directory.
@@ -224,7 +227,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}()
 	go func() {
 		defer a.wg.Done()
-		collectLoop(bg, eng, cfg.GCInterval, cfg.Log)
+		collectLoop(bg, eng, a.registry, cfg.GCInterval, cfg.Log)
 	}()
 	cfg.Log.Info("snapstack serving", "listen", a.Addr, "data", cfg.DataDir, "admin", cfg.Admin)
 	started = true

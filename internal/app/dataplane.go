@@ -12,6 +12,7 @@ import (
 	"github.com/snapstack/snapstack/internal/engine"
 	"github.com/snapstack/snapstack/internal/nbd"
 	"github.com/snapstack/snapstack/internal/param"
+	"github.com/snapstack/snapstack/internal/registry"
 )
 
 // exports serves a disk over NBD while it is In_use on a Running
@@ -41,8 +42,9 @@ func (x exports) List(ctx context.Context) []string {
 	return ids
 }
 
-// collectLoop removes unreferenced chunks every interval.
-func collectLoop(ctx context.Context, eng *engine.Engine, every time.Duration, log *slog.Logger) {
+// collectLoop removes unreferenced chunks, and the registry's
+// unreferenced blobs, every interval.
+func collectLoop(ctx context.Context, eng *engine.Engine, reg *registry.Registry, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -54,6 +56,11 @@ func collectLoop(ctx context.Context, eng *engine.Engine, every time.Duration, l
 				log.Error("collect chunks", "err", err)
 			} else if n > 0 {
 				log.Info("collected chunks", "removed", n)
+			}
+			if c, err := reg.Collect(ctx); err != nil && ctx.Err() == nil {
+				log.Error("collect registry blobs", "err", err)
+			} else if c.Blobs > 0 {
+				log.Info("collected registry blobs", "removed", c.Blobs, "bytes", c.Bytes)
 			}
 		}
 	}

@@ -68,6 +68,7 @@ func (a *App) startDSW(ctx context.Context, cfg Config, store meta.Store, h *api
 		return fmt.Errorf("resume dsw snapshots: %w", err)
 	}
 	h.Mount("/v2/", reg)
+	a.registry = reg
 	h.RegisterROA(api.DSWPrefix, api.DSWRoutes(svc))
 	a.DSW = svc
 	return nil

@@ -23,7 +23,15 @@ func (g *Registry) blob(w http.ResponseWriter, r *http.Request, name, digest str
 	default:
 		return errUnsupported
 	}
+	// A read marks the blob as in use (a push checks with HEAD for the
+	// blobs it will not upload); the open file stays readable whatever
+	// Collect does next.
+	g.st.gc.RLock()
+	if _, err := g.st.touchBlob(digest); err != nil {
+		g.opts.Log.Warn("registry: touch blob", "digest", digest, "err", err)
+	}
 	f, err := os.Open(g.st.blobPath(digest))
+	g.st.gc.RUnlock()
 	if errors.Is(err, fs.ErrNotExist) {
 		return errBlobUnknown
 	}
@@ -94,7 +102,13 @@ func (g *Registry) upload(w http.ResponseWriter, r *http.Request, name, id strin
 func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, name string) *regError {
 	q := r.URL.Query()
 	if mount := q.Get("mount"); mount != "" && validDigest(mount) {
-		if _, err := g.st.blobSize(mount); err == nil {
+		g.st.gc.RLock()
+		ok, err := g.st.touchBlob(mount)
+		g.st.gc.RUnlock()
+		if err != nil {
+			return g.fail(r, err)
+		}
+		if ok {
 			blobCreated(w, name, mount)
 			return nil
 		}

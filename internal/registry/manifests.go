@@ -111,6 +111,9 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, name, ref
 	if validDigest(ref) && ref != digest {
 		return errDigestInvalid
 	}
+	// From the check of its blobs to its link, Collect waits.
+	g.st.gc.RLock()
+	defer g.st.gc.RUnlock()
 	if e := g.checkRefs(name, &m); e != nil {
 		return e
 	}

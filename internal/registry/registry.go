@@ -15,7 +15,8 @@
 //	repos/<name>/manifests/<hex>    a manifest of the repository; content: its media type
 //
 // where <name> is the repository name with '/' written as '+' (a character
-// repository names cannot contain). Blobs are shared by all repositories.
+// repository names cannot contain). Blobs are shared by all repositories;
+// Collect removes those no linked manifest needs any more.
 // Requests are authenticated with HTTP Basic (Options.Authenticate); the
 // in-process Transport is trusted and skips it.
 package registry
@@ -38,8 +39,11 @@ type Options struct {
 	MaxManifest int64
 	// Log receives storage failures (nil: discarded).
 	Log *slog.Logger
-	// Now is the clock of upload expiry (nil: time.Now).
+	// Now is the clock of upload expiry and of Collect (nil: time.Now).
 	Now func() time.Time
+	// BlobGrace is how long Collect keeps a blob no manifest names after
+	// it was last uploaded, mounted or read (0: DefaultBlobGrace).
+	BlobGrace time.Duration
 }
 
 // Registry is the http.Handler of /v2/.
@@ -57,6 +61,9 @@ func New(dir string, opts Options) (*Registry, error) {
 	st, err := openStore(dir, now)
 	if err != nil {
 		return nil, err
+	}
+	if opts.BlobGrace <= 0 {
+		opts.BlobGrace = DefaultBlobGrace
 	}
 	if opts.MaxManifest <= 0 {
 		opts.MaxManifest = 4 << 20

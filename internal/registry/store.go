@@ -41,6 +41,10 @@ type store struct {
 	// goes when its upload is committed.
 	uploadLocks sync.Map
 	now         func() time.Time
+	// gc excludes Collect (writer) from the requests that make a blob
+	// needed (readers): a manifest PUT from the check of its blobs to its
+	// link, and the uploads, mounts and reads that touch a blob.
+	gc sync.RWMutex
 
 	sweepMu   sync.Mutex
 	lastSweep time.Time
@@ -198,21 +202,27 @@ func (s *store) commitUpload(id, digest string) (ok bool, err error) {
 		return false, nil
 	}
 	defer s.uploadLocks.Delete(id)
-	if _, err := s.blobSize(digest); err == nil {
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+	if ok, err := s.touchBlob(digest); ok || err != nil {
 		// Stored already (the same bytes): never replace a blob that
 		// images share.
-		return true, os.Remove(p)
+		return err == nil, errors.Join(err, os.Remove(p))
 	}
 	if err := os.Rename(p, s.blobPath(digest)); err != nil {
+		return false, err
+	}
+	if _, err := s.touchBlob(digest); err != nil { // the upload may have been idle for long
 		return false, err
 	}
 	return true, atomicfile.SyncDir(filepath.Dir(s.blobPath(digest)))
 }
 
-// putBlob stores data (already known to hash to digest).
+// putBlob stores data (already known to hash to digest). The caller
+// holds s.gc for reading.
 func (s *store) putBlob(digest string, data []byte) error {
-	if _, err := s.blobSize(digest); err == nil {
-		return nil
+	if ok, err := s.touchBlob(digest); ok || err != nil {
+		return err
 	}
 	return writeAtomic(s.blobPath(digest), data)
 }

@@ -22,6 +22,8 @@ import (
 	oasvc "github.com/alibabacloud-go/openapi-util/service"
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/alibabacloud-go/tea/tea"
+
+	"github.com/snapstack/snapstack/internal/clock"
 )
 
 // PAI-DSW through the generic client (CallApi with the ROA parameters the
@@ -372,5 +374,51 @@ func TestDSWEmbeddedRegistry(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "registry", "repos", "team+notebook", "tags", "v1")); err != nil {
 		t.Errorf("tag not persisted in the data directory: %v", err)
+	}
+}
+
+// TestDSWRegistryCollectsDeletedImages: an image pushed by a snapshot and
+// then deleted with skopeo leaves no blob behind once the collector has
+// run past the grace period; until then, and while the image is stored,
+// its blobs stay.
+func TestDSWRegistryCollectsDeletedImages(t *testing.T) {
+	if _, err := exec.LookPath("skopeo"); err != nil {
+		t.Skip("skopeo is not installed")
+	}
+	fake := clock.NewFake(time.Now())
+	e := start(t, "", withClock(fake), withGCInterval(20*time.Millisecond))
+	d := e.dswClient("v2")
+	inst := fmt.Sprint(d.must("CreateInstance", "POST", "/api/v2/instances", nil, map[string]any{"InstanceName": "gc"})["InstanceId"])
+	fillUpper(t, filepath.Join(e.dir, "dsw", "instances", inst, "upper"))
+	ref := e.app.Addr + "/team/gc:v1"
+	if m := d.snapshot(inst, map[string]any{"SnapshotName": "v1", "ImageUrl": ref}); m["Status"] != "Available" {
+		t.Fatalf("snapshot = %v", m)
+	}
+	blobs := func() int {
+		ents, err := os.ReadDir(filepath.Join(e.dir, "registry", "blobs", "sha256"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	n := blobs()
+	if n < 3 {
+		t.Fatalf("%d blobs after the push, want manifest, config and layer", n)
+	}
+	fake.Advance(48 * time.Hour)
+	time.Sleep(200 * time.Millisecond) // ten collections
+	if got := blobs(); got != n {
+		t.Fatalf("%d blobs of a stored image removed", n-got)
+	}
+	creds := "--creds=" + testKey + ":" + testSecret
+	if out, err := exec.Command("skopeo", "delete", "--tls-verify=false", creds, "docker://"+ref).CombinedOutput(); err != nil {
+		t.Fatalf("skopeo delete: %v: %s", err, out)
+	}
+	// Past the grace period (24 h from the blobs' last use), they go.
+	fake.Advance(48 * time.Hour)
+	for deadline := time.Now().Add(10 * time.Second); blobs() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d blobs left after the image was deleted", blobs())
+		}
 	}
 }

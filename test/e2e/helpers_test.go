@@ -39,6 +39,7 @@ func withClock(c clock.Clock) option { return func(cfg *app.Config) { cfg.Clock 
 func withDelay(d time.Duration) option {
 	return func(cfg *app.Config) { cfg.ECS.TransitionDelay = d }
 }
+func withGCInterval(d time.Duration) option { return func(cfg *app.Config) { cfg.GCInterval = d } }
 func withQuota(n int) option { return func(cfg *app.Config) { cfg.ECS.SnapshotQuotaPerDisk = n } }
 
 // start runs snapstack on a free port with a data directory of the test.
