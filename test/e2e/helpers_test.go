@@ -40,7 +40,7 @@ func withDelay(d time.Duration) option {
 	return func(cfg *app.Config) { cfg.ECS.TransitionDelay = d }
 }
 func withGCInterval(d time.Duration) option { return func(cfg *app.Config) { cfg.GCInterval = d } }
-func withQuota(n int) option { return func(cfg *app.Config) { cfg.ECS.SnapshotQuotaPerDisk = n } }
+func withQuota(n int) option                { return func(cfg *app.Config) { cfg.ECS.SnapshotQuotaPerDisk = n } }
 
 // start runs snapstack on a free port with a data directory of the test.
 func start(t *testing.T, dir string, opts ...option) *env {
