@@ -42,7 +42,7 @@ func (s *store) collect(ctx context.Context, grace time.Duration) (Collected, er
 	var c Collected
 	s.gc.Lock()
 	defer s.gc.Unlock()
-	live, err := s.liveBlobs()
+	live, err := s.liveBlobs(ctx)
 	if err != nil {
 		return c, fmt.Errorf("registry: collect: %w", err)
 	}
@@ -74,22 +74,27 @@ func (s *store) collect(ctx context.Context, grace time.Duration) (Collected, er
 }
 
 // liveBlobs returns the digests of the linked manifests of every
-// repository and of everything they name. The caller holds s.gc.
-func (s *store) liveBlobs() (map[string]bool, error) {
+// repository (and of the manifests tags name) and of everything they
+// name. The caller holds s.gc.
+func (s *store) liveBlobs(ctx context.Context) (map[string]bool, error) {
 	live := map[string]bool{}
+	parsed := map[string]bool{} // manifests whose references are marked
 	repos, err := listNames(filepath.Join(s.root, "repos"))
 	if err != nil {
 		return nil, err
 	}
 	for _, repo := range repos {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		dir := filepath.Join(s.root, "repos", repo)
 		links, err := listNames(filepath.Join(dir, "manifests"))
 		if err != nil {
 			return nil, err
 		}
-		digests := make([]string, 0, len(links))
+		queue := make([]string, 0, len(links))
 		for _, l := range links {
-			digests = append(digests, "sha256:"+l)
+			queue = append(queue, "sha256:"+l)
 		}
 		tags, err := listNames(filepath.Join(dir, "tags"))
 		if err != nil {
@@ -97,18 +102,22 @@ func (s *store) liveBlobs() (map[string]bool, error) {
 		}
 		for _, t := range tags {
 			b, err := os.ReadFile(filepath.Join(dir, "tags", t))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // deleted since the listing
+			}
 			if err != nil {
 				return nil, err
 			}
-			digests = append(digests, strings.TrimSpace(string(b)))
+			queue = append(queue, strings.TrimSpace(string(b)))
 		}
 		// An index's children are manifests too: what they name is needed
 		// while the index is, linked or not.
-		for i := 0; i < len(digests); i++ {
-			d := digests[i]
-			if !validDigest(d) || live[d] {
+		for i := 0; i < len(queue); i++ {
+			d := queue[i]
+			if !validDigest(d) || parsed[d] {
 				continue
 			}
+			parsed[d] = true
 			live[d] = true
 			body, err := os.ReadFile(s.blobPath(d))
 			if errors.Is(err, fs.ErrNotExist) {
@@ -117,31 +126,66 @@ func (s *store) liveBlobs() (map[string]bool, error) {
 			if err != nil {
 				return nil, err
 			}
-			var m manifestRefs
-			if err := json.Unmarshal(body, &m); err != nil {
+			err = manifestReferences(body, func(ref string, manifest bool) {
+				live[ref] = true
+				if manifest {
+					queue = append(queue, ref)
+				}
+			})
+			if err != nil {
 				return nil, fmt.Errorf("manifest %s of %s: %w", d, repo, err)
-			}
-			if m.Config != nil {
-				live[m.Config.Digest] = true
-			}
-			for _, l := range m.Layers {
-				live[l.Digest] = true
-			}
-			for _, c := range m.Manifests {
-				digests = append(digests, c.Digest)
 			}
 		}
 	}
 	return live, nil
 }
 
+// manifestReferences calls fn with every digest a manifest names: any
+// "digest" or "blobSum" string anywhere in it, so that the blobs of every
+// format the registry accepts are kept (image manifests, indexes, Docker
+// schema 1, artifact manifests), whatever Collect knows of them. The
+// entries of a "manifests" list (an index's children) are reported as
+// manifests, whose own references count too.
+func manifestReferences(body []byte, fn func(digest string, manifest bool)) error {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return err
+	}
+	var walk func(v any, inManifests bool)
+	walk = func(v any, inManifests bool) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && (k == "digest" || k == "blobSum") {
+					fn(s, inManifests)
+					continue
+				}
+				walk(e, k == "manifests")
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, inManifests)
+			}
+		}
+	}
+	walk(v, false)
+	return nil
+}
+
 // touchBlob marks a blob as in use now (see Collect) and reports whether
-// it exists. The caller holds s.gc for reading.
+// it exists. A blob whose times cannot be set (a file of another owner)
+// is reported as it is, untouched. The caller holds s.gc for reading.
 func (s *store) touchBlob(digest string) (bool, error) {
 	now := s.now()
 	err := os.Chtimes(s.blobPath(digest), now, now)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
+	}
+	if err != nil {
+		_, err = os.Stat(s.blobPath(digest))
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
 	}
 	return err == nil, err
 }

@@ -57,6 +57,9 @@ func (g *Registry) manifest(w http.ResponseWriter, r *http.Request, name, ref st
 		return g.fail(r, err)
 	}
 	body, err := os.ReadFile(g.st.blobPath(digest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return errManifestUnknown // deleted and collected since resolve
+	}
 	if err != nil {
 		return g.fail(r, err)
 	}
