@@ -181,4 +181,3 @@ func TestGetManifestRacingCollectIsNotFound(t *testing.T) {
 		}
 	}
 }
-
