@@ -97,9 +97,12 @@ func runAdmin(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "snapshot %s: %d chunks verified (%d stored objects)\n", rest[1], v.CheckedChunks, v.CheckedObjects)
 	case "collect":
-		var c struct{ RemovedChunks int }
+		var c struct {
+			RemovedChunks, RemovedRegistryBlobs int
+			RemovedRegistryBytes                int64
+		}
 		json.Unmarshal(body, &c)
-		fmt.Fprintf(stdout, "removed %d unreferenced chunks\n", c.RemovedChunks)
+		fmt.Fprintf(stdout, "removed %d unreferenced chunks, and %d registry blobs (%d bytes)\n", c.RemovedChunks, c.RemovedRegistryBlobs, c.RemovedRegistryBytes)
 	}
 	return nil
 }

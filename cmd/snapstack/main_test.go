@@ -132,7 +132,7 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	cmd = exec.Command(bin, "admin", "--endpoint", "http://"+addr, "--data", data, "collect")
 	cmd.Env = append(os.Environ(), "SNAPSTACK_ACCESS_KEY_ID=", "SNAPSTACK_ACCESS_KEY_SECRET=")
-	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "removed 0 unreferenced chunks") {
+	if got, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(got), "removed 0 unreferenced chunks, and 0 registry blobs (0 bytes)") {
 		t.Errorf("admin collect: %v %s", err, got)
 	}
 	cmd = exec.Command(bin, "admin", "--endpoint", "http://"+addr, "--data", data, "verify", "s-none")

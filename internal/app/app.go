@@ -182,7 +182,6 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	h.Register(ecd.Version, eds)
 	if cfg.Admin {
 		h.Register(api.AdminVersion, api.AdminActions(svc))
-		h.Register(api.AdminVersion, dataAdmin(eng, cfg.Log))
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -199,6 +198,9 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.Addr, a.NBDAddr = ln.Addr().String(), nln.Addr().String()
 	if err := a.startDSW(ctx, cfg, store, h, keys); err != nil {
 		return fail(err)
+	}
+	if cfg.Admin {
+		h.Register(api.AdminVersion, dataAdmin(eng, a.registry, cfg.Log))
 	}
 	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log, cfg.NBDLimits)
 	eng.OnOffline(a.nbd.Disconnect)

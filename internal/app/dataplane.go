@@ -57,6 +57,9 @@ func collectLoop(ctx context.Context, eng *engine.Engine, reg *registry.Registry
 			} else if n > 0 {
 				log.Info("collected chunks", "removed", n)
 			}
+			if reg == nil {
+				continue
+			}
 			if c, err := reg.Collect(ctx); err != nil && ctx.Err() == nil {
 				log.Error("collect registry blobs", "err", err)
 			} else if c.Blobs > 0 {
@@ -80,11 +83,14 @@ type VerifyResponse struct {
 // CollectResponse is the reply of the CollectGarbage admin action.
 type CollectResponse struct {
 	param.Response
-	RemovedChunks int
+	RemovedChunks        int
+	RemovedRegistryBlobs int   // of the embedded registry
+	RemovedRegistryBytes int64 // their size
 }
 
-// dataAdmin are the admin actions of the data plane.
-func dataAdmin(eng *engine.Engine, log *slog.Logger) map[string]api.Handler {
+// dataAdmin are the admin actions of the data plane; reg is the embedded
+// registry (nil: none).
+func dataAdmin(eng *engine.Engine, reg *registry.Registry, log *slog.Logger) map[string]api.Handler {
 	return map[string]api.Handler{
 		"VerifySnapshot": func(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
 			id, err := p.Required("SnapshotId")
@@ -111,7 +117,15 @@ func dataAdmin(eng *engine.Engine, log *slog.Logger) map[string]api.Handler {
 			if err != nil {
 				return nil, apierr.Internal(err)
 			}
-			return &CollectResponse{RemovedChunks: n}, nil
+			r := &CollectResponse{RemovedChunks: n}
+			if reg != nil {
+				c, err := reg.Collect(ctx)
+				if err != nil {
+					return nil, apierr.Internal(err)
+				}
+				r.RemovedRegistryBlobs, r.RemovedRegistryBytes = c.Blobs, c.Bytes
+			}
+			return r, nil
 		},
 	}
 }

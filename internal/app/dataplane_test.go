@@ -27,7 +27,7 @@ func TestVerifySnapshotInvalidIDIsNotFound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	h := dataAdmin(eng, log)["VerifySnapshot"]
+	h := dataAdmin(eng, nil, log)["VerifySnapshot"]
 	for _, id := range []string{"s-unknown", "s 1", "../s-1", "s-1/", "s-1/../x"} {
 		_, err := h(context.Background(), ecs.Caller{}, param.New(url.Values{"SnapshotId": {id}}))
 		if !errors.Is(err, apierr.SnapshotNotFound) {
