@@ -31,7 +31,8 @@ type Collected struct {
 // with HEAD for the ones it skips.
 //
 // Manifest PUTs, and blob reads, mounts and upload commits, wait while
-// it runs (it reads every linked manifest: milliseconds for thousands):
+// it runs (it reads every linked manifest: 35 ms for 2,000 images on the
+// development machine, BenchmarkCollect):
 // a manifest checks its blobs and is linked in one step with respect to
 // Collect, so a blob a stored manifest names is never removed. If a
 // linked manifest cannot be read or parsed, nothing is removed.

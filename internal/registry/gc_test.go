@@ -264,3 +264,42 @@ func TestCollectRacesManifestPuts(t *testing.T) {
 	}
 	t.Logf("%d manifests stored, %d refused", stored, refused)
 }
+
+// BenchmarkCollect: one collection of a registry of 2,000 images (a
+// manifest, a config and a layer each), nothing to remove; manifest PUTs
+// and blob reads wait this long.
+func BenchmarkCollect(b *testing.B) {
+	g, err := New(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 2000 {
+		var ds []string
+		for _, blob := range []string{fmt.Sprintf(`{"i":%d}`, i), fmt.Sprintf("layer %d", i)} {
+			sum := sha256.Sum256([]byte(blob))
+			d := "sha256:" + hex.EncodeToString(sum[:])
+			ds = append(ds, d)
+			if err := g.st.putBlob(d, []byte(blob)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		m, _ := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+			"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": ds[0], "size": 1},
+			"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ds[1], "size": 1}},
+		})
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("PUT", fmt.Sprintf("/v2/ns/r%d/manifests/v1", i%50), strings.NewReader(string(m)))
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		g.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if c, err := g.Collect(context.Background()); err != nil || c.Blobs != 0 {
+			b.Fatalf("%+v %v", c, err)
+		}
+	}
+}
