@@ -256,9 +256,11 @@ func TestReplyTimeoutSparesSlowReaders(t *testing.T) {
 	model := randomBytes(t, 16<<20)
 	dev.WriteAt(model, 0)
 	const timeout = 500 * time.Millisecond
-	_, addr := startServerLimits(t, ex, Limits{ReplyTimeout: timeout})
-	// A small receive buffer, so that the server's socket fills up and
-	// its writes wait for the client all along.
+	s, addr := startServerLimits(t, ex, Limits{ReplyTimeout: timeout})
+	// Small socket buffers, so that the server's writes wait for the
+	// client all along, and the kernel lets the writer go on after each
+	// few hundred KiB the client reads (a third of the send buffer; with
+	// a send buffer autotuned to 16 MiB that would be half a second).
 	d := &net.Dialer{Control: func(network, address string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
@@ -271,6 +273,13 @@ func TestReplyTimeoutSparesSlowReaders(t *testing.T) {
 	if _, _, _, rep := c.infoGo(optGo, "disk", infoBlockSize); rep != repAck {
 		t.Fatalf("GO: reply %#x", rep)
 	}
+	s.mu.Lock()
+	for sc := range s.conns {
+		if err := sc.nc.(*net.TCPConn).SetWriteBuffer(512 << 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Unlock()
 	offsets := map[uint64]int{}
 	for i := range 16 {
 		offsets[c.send(cmdRead, 0, uint64(i)<<20, 1<<20, nil)] = i << 20

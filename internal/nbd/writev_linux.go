@@ -39,6 +39,9 @@ func writevAll(rc syscall.RawConn, w io.Writer, bufs [][]byte, iovecs *[]syscall
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			return io.ErrUnexpectedEOF // as net.Buffers: never loop on nothing written
+		}
 		for n > 0 {
 			k := min(n, len(bufs[0]))
 			bufs[0] = bufs[0][k:]
