@@ -114,20 +114,29 @@ func TestWritevAllSpansBuffers(t *testing.T) {
 	}
 }
 
-// TestWritevAllCloseWhileWaiting: closing the socket (the watchdog,
-// Disconnect) while writevAll waits for the peer ends it at once with
-// net.ErrClosed, as the send path expects.
-func TestWritevAllCloseWhileWaiting(t *testing.T) {
+// writeToSilentPeer starts a writevAll of 8 MiB to a peer that reads
+// nothing, after setup(w), and returns its result's channel.
+func writeToSilentPeer(t *testing.T, setup func(w *net.TCPConn)) (*net.TCPConn, <-chan error) {
+	t.Helper()
 	w, _ := smallBufferPair(t)
 	sc, err := w.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
+	setup(w)
 	done := make(chan error, 1)
 	go func() {
 		var iovecs []syscall.Iovec
 		done <- writevAll(sc, w, [][]byte{make([]byte, 8<<20)}, &iovecs, func() {})
 	}()
+	return w, done
+}
+
+// TestWritevAllCloseWhileWaiting: closing the socket (the watchdog,
+// Disconnect) while writevAll waits for the peer ends it at once with
+// net.ErrClosed, as the send path expects.
+func TestWritevAllCloseWhileWaiting(t *testing.T) {
+	w, done := writeToSilentPeer(t, func(*net.TCPConn) {})
 	time.Sleep(200 * time.Millisecond)
 	select {
 	case err := <-done:
@@ -149,17 +158,7 @@ func TestWritevAllCloseWhileWaiting(t *testing.T) {
 // ends a waiting writevAll with os.ErrDeadlineExceeded, as it ended
 // net.Buffers.WriteTo.
 func TestWritevAllDeadline(t *testing.T) {
-	w, _ := smallBufferPair(t)
-	sc, err := w.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-	done := make(chan error, 1)
-	go func() {
-		var iovecs []syscall.Iovec
-		done <- writevAll(sc, w, [][]byte{make([]byte, 8<<20)}, &iovecs, func() {})
-	}()
+	_, done := writeToSilentPeer(t, func(w *net.TCPConn) { w.SetWriteDeadline(time.Now().Add(300 * time.Millisecond)) })
 	select {
 	case err := <-done:
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
