@@ -100,7 +100,14 @@ func (c *conn) shutdown() {
 }
 
 func (c *conn) serve() {
-	defer close(c.done)
+	defer func() {
+		// Before done: once Disconnect returns, c no longer counts
+		// toward MaxConns.
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+		close(c.done)
+	}()
 	defer c.cancel()
 	ex, err := c.handshake()
 	if err != nil {

@@ -311,3 +311,23 @@ func (s *slowReader) Read(p []byte) (int, error) {
 	time.Sleep(s.every)
 	return s.r.Read(p[:min(len(p), s.chunk)])
 }
+
+// TestDisconnectFreesItsPlaces: once Disconnect returns, the connections
+// it ended no longer count toward MaxConns, so a client that reconnects
+// at once (an instance started again) is served, not refused.
+func TestDisconnectFreesItsPlaces(t *testing.T) {
+	ex := newMemExports()
+	ex.add("disk", newMemDevice(testSize), false)
+	s, addr := startServerLimits(t, ex, Limits{MaxConns: 1})
+	for i := range 50 {
+		c, _, _ := dialGo(t, addr, "disk", false)
+		c.mustDo(cmdFlush, 0, 0, 0, nil)
+		s.Disconnect("disk")
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("round %d: %d connections counted after Disconnect returned", i, n)
+		}
+	}
+}

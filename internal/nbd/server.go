@@ -259,9 +259,6 @@ func (s *Server) startConn(nc net.Conn) (*conn, error) {
 	go func() {
 		defer s.wg.Done()
 		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
 	}()
 	return c, nil
 }
