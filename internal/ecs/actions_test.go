@@ -225,3 +225,52 @@ func TestCreateDiskEncryption(t *testing.T) {
 		t.Errorf("plain disk: %+v, %v", d, err)
 	}
 }
+
+// actions.md 1.9 and 1.14: CreateDisk and RunInstances list
+// InvalidDescription.Malformed under 400 (the snapshot actions, per the
+// seeds, under 404); a RunInstances disk's description is
+// InvalidDiskDescription.Malformed; MultiAttach on a disk other than an
+// ESSD is 403 InvalidParameter.MultiAttach.
+func TestDiskAndInstanceDescriptionErrors(t *testing.T) {
+	s, c := reviewService(t)
+	ctx := context.Background()
+	const bad = "http://description"
+	createDisk := func(kv ...string) error {
+		_, err := s.CreateDisk(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "Size", "40"}, kv...)...))
+		return err
+	}
+	run := func(kv ...string) error {
+		_, err := s.RunInstances(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "ImageId", "aliyun_3_x64", "InstanceType", "ecs.g7.large"}, kv...)...))
+		return err
+	}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		code   string
+		status int
+	}{
+		{"CreateDisk Description", createDisk("DiskCategory", "cloud_essd", "Description", bad), "InvalidDescription.Malformed", 400},
+		{"CreateDisk MultiAttach", createDisk("DiskCategory", "cloud_efficiency", "MultiAttach", "Enabled"), "InvalidParameter.MultiAttach", 403},
+		{"RunInstances Description", run("Description", bad), "InvalidDescription.Malformed", 400},
+		{"RunInstances SystemDisk.Description", run("SystemDisk.Description", bad), "InvalidDiskDescription.Malformed", 400},
+		{"RunInstances DataDisk.1.Description", run("DataDisk.1.Size", "40", "DataDisk.1.Description", bad), "InvalidDiskDescription.Malformed", 400},
+		{"RunInstances SystemDisk.DiskName", run("SystemDisk.DiskName", "1bad"), "InvalidDiskName.Malformed", 400},
+		{"ModifySnapshotAttribute Description stays 404", func() error {
+			putSnap(t, s, c, "s-desc", "d-desc", "data", nil)
+			_, err := s.ModifySnapshotAttribute(ctx, c, values("SnapshotId", "s-desc", "Description", bad))
+			return err
+		}(), "InvalidDescription.Malformed", 404},
+	} {
+		e := apierr.As(tc.err)
+		if e == nil || e.Code != tc.code || e.HTTPStatus != tc.status {
+			t.Errorf("%s: %v (status %v), want %d %s", tc.name, tc.err, statusOf(e), tc.status, tc.code)
+		}
+	}
+}
+
+func statusOf(e *apierr.Error) int {
+	if e == nil {
+		return 0
+	}
+	return e.HTTPStatus
+}

@@ -48,7 +48,7 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 		return nil, apierr.InvalidDiskName
 	}
 	if !validDescription(desc) {
-		return nil, apierr.InvalidDescription
+		return nil, apierr.InvalidResourceDescription
 	}
 	size, hasSize, err := p.Int("Size", apierr.InvalidDiskSize)
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	case "", "Disabled":
 	case "Enabled":
 		if !essd(category) {
-			return nil, apierr.New("InvalidParameter.MultiAttach", 400, "Multi-attach is available only for ESSDs.")
+			return nil, apierr.InvalidMultiAttach
 		}
 		multi = true
 	default:

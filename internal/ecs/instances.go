@@ -64,7 +64,7 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 	}
 	desc := p.String("Description")
 	if !validDescription(desc) {
-		return nil, apierr.InvalidDescription
+		return nil, apierr.InvalidResourceDescription
 	}
 	amount := int64(1)
 	if n, ok, err := p.Int("Amount", apierr.InvalidAmount); err != nil {
@@ -91,8 +91,11 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 	if sys.size < 20 || sys.size > 2048 || !diskSizeOK(sys.category, sys.size) {
 		return nil, apierr.InvalidSystemDiskSize
 	}
-	if (sys.name != "" && !validName(sys.name, true)) || !validDescription(sys.description) {
+	if sys.name != "" && !validName(sys.name, true) {
 		return nil, apierr.InvalidDiskName
+	}
+	if !validDescription(sys.description) {
+		return nil, apierr.InvalidDiskDescription
 	}
 	var data []diskSpec
 	for _, e := range p.List("DataDisk") {
@@ -120,8 +123,11 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 			}
 		}
 		d.size = n
-		if (d.name != "" && !validName(d.name, true)) || !validDescription(d.description) {
+		if d.name != "" && !validName(d.name, true) {
 			return nil, apierr.InvalidDiskName
+		}
+		if !validDescription(d.description) {
+			return nil, apierr.InvalidDiskDescription
 		}
 		data = append(data, d)
 	}
