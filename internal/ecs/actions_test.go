@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -273,4 +274,86 @@ func statusOf(e *apierr.Error) int {
 		return 0
 	}
 	return e.HTTPStatus
+}
+
+// actions.md 1.10: DescribeDisks narrows its result by the disks' flags,
+// encryption key, lock, charge type and creation time, and refuses values
+// it does not know with the spec's codes.
+func TestDescribeDisksFilters(t *testing.T) {
+	s, c := reviewService(t)
+	ctx := context.Background()
+	mk := func(kv ...string) string {
+		t.Helper()
+		r, err := s.CreateDisk(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "DiskCategory", "cloud_essd", "Size", "40"}, kv...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*CreateDiskResponse).DiskId
+	}
+	plain := mk()
+	enc := mk("Encrypted", "true", "KMSKeyId", "key-1")
+	multi := mk("MultiAttach", "Enabled")
+	arrears := mk()
+	if err := s.store.Update(ctx, func(tx meta.Tx) error {
+		d, err := tx.GetDisk(c.AccountID, arrears)
+		if err != nil {
+			return err
+		}
+		d.InArrears = true
+		return tx.PutDisk(d)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	describe := func(kv ...string) ([]string, error) {
+		r, err := s.DescribeDisks(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "PageSize", "50"}, kv...)...))
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, d := range r.(*DescribeDisksResponse).Disks.Disk {
+			ids = append(ids, d.DiskId)
+		}
+		sort.Strings(ids)
+		return ids, nil
+	}
+	sorted := func(ids ...string) string { sort.Strings(ids); return strings.Join(ids, " ") }
+	for _, tc := range []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"Encrypted", "true"}, sorted(enc)},
+		{[]string{"Encrypted", "false"}, sorted(plain, multi, arrears)},
+		{[]string{"KMSKeyId", "key-1"}, sorted(enc)},
+		{[]string{"MultiAttach", "Enabled"}, sorted(multi)},
+		{[]string{"MultiAttach", "Disabled", "Encrypted", "false"}, sorted(plain, arrears)},
+		{[]string{"LockReason", "financial"}, sorted(arrears)},
+		{[]string{"LockReason", "security"}, ""},
+		{[]string{"DiskChargeType", "PrePaid"}, ""},
+		{[]string{"DiskChargeType", "PostPaid", "Portable", "true"}, sorted(plain, enc, multi, arrears)},
+		{[]string{"DeleteWithInstance", "true"}, ""},
+		{[]string{"Filter.1.Key", "CreationStartTime", "Filter.1.Value", "2000-01-01T00:00Z"}, sorted(plain, enc, multi, arrears)},
+		{[]string{"Filter.1.Key", "CreationEndTime", "Filter.1.Value", "2000-01-01T00:00Z"}, ""},
+	} {
+		got, err := describe(tc.kv...)
+		if err != nil || strings.Join(got, " ") != tc.want {
+			t.Errorf("DescribeDisks %v: %v %v, want %q", tc.kv, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		kv     []string
+		code   string
+		status int
+	}{
+		{[]string{"LockReason", "unpaid"}, "InvalidLockReason.NotFound", 404},
+		{[]string{"DiskChargeType", "Monthly"}, "InvalidDiskChargeType.NotFound", 404},
+		{[]string{"Filter.1.Key", "Color", "Filter.1.Value", "red"}, "InvalidFilterKey.NotFound", 404},
+		{[]string{"Filter.1.Key", "CreationStartTime", "Filter.1.Value", "yesterday"}, "InvalidFilterValue", 404},
+		{[]string{"Encrypted", "maybe"}, "InvalidParameter", 400},
+		{[]string{"MultiAttach", "Sometimes"}, "InvalidParameter", 400},
+	} {
+		_, err := describe(tc.kv...)
+		if e := apierr.As(err); e == nil || e.Code != tc.code || e.HTTPStatus != tc.status {
+			t.Errorf("DescribeDisks %v: %v, want %d %s", tc.kv, err, tc.status, tc.code)
+		}
+	}
 }

@@ -109,9 +109,16 @@ func (s *Service) DescribeDisks(ctx context.Context, c Caller, p param.Values) (
 	}
 	f := meta.DiskFilter{AccountID: c.AccountID, RegionID: reg.ID, IDs: ids, ZoneID: p.String("ZoneId"), InstanceID: p.String("InstanceId"),
 		Type: typ, Category: cat, Status: status, Now: s.clock.Now(), Name: p.String("DiskName"), SnapshotID: p.String("SnapshotId"),
-		ResourceGroupID: p.String("ResourceGroupId"), Tags: tags, Page: pg.Page}
+		ResourceGroupID: p.String("ResourceGroupId"), Tags: tags, KMSKeyID: p.String("KMSKeyId"), Page: pg.Page}
+	none, err := diskFlagFilters(p, &f)
+	if err != nil {
+		return nil, err
+	}
 	resp := &DescribeDisksResponse{PageNumber: pg.Number, PageSize: pg.Size}
 	resp.Disks.Disk = []DiskItem{}
+	if none {
+		return resp, nil
+	}
 	err = s.store.View(ctx, func(tx meta.Tx) error {
 		list, total, err := tx.ListDisks(f)
 		if err != nil {
@@ -128,6 +135,55 @@ func (s *Service) DescribeDisks(ctx context.Context, c Caller, p param.Values) (
 		return nil, wrap(err)
 	}
 	return resp, nil
+}
+
+// diskFlagFilters decodes the DescribeDisks filters on a disk's flags,
+// charge type, lock and creation time into f. none reports a filter no
+// snapstack disk can match (DiskChargeType PrePaid: every disk is
+// pay-as-you-go; a LockReason other than financial, the only lock a disk
+// gets, by the admin InArrears state).
+func diskFlagFilters(p param.Values, f *meta.DiskFilter) (none bool, err error) {
+	for _, b := range []struct {
+		name string
+		dst  **bool
+	}{{"Portable", &f.Portable}, {"DeleteWithInstance", &f.DeleteWithInstance}, {"DeleteAutoSnapshot", &f.DeleteAutoSnapshot}, {"Encrypted", &f.Encrypted}} {
+		v, ok, err := p.Bool(b.name, apierr.InvalidParameter(b.name, "Valid values: true, false."))
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			*b.dst = &v
+		}
+	}
+	switch m := p.String("MultiAttach"); m {
+	case "":
+	case "Enabled", "Disabled":
+		v := m == "Enabled"
+		f.MultiAttach = &v
+	case "LegacyShared":
+		none = true
+	default:
+		return false, apierr.InvalidParameter("MultiAttach", "Valid values: Disabled, Enabled, LegacyShared.")
+	}
+	switch p.String("DiskChargeType") {
+	case "", "PostPaid":
+	case "PrePaid":
+		none = true
+	default:
+		return false, apierr.New("InvalidDiskChargeType.NotFound", 404, "The specified DiskChargeType is not valid.")
+	}
+	switch p.String("LockReason") {
+	case "":
+	case "financial":
+		v := true
+		f.InArrears = &v
+	case "security", "recycling", "dedicatedhostfinancial":
+		none = true
+	default:
+		return false, apierr.InvalidOperationLock
+	}
+	f.CreatedAfter, f.CreatedBefore, err = creationFilters(p)
+	return none, err
 }
 
 func diskItem(d *meta.Disk) DiskItem {

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -149,6 +150,34 @@ func tagFilters(p param.Values) ([]meta.TagFilter, error) {
 		out = append(out, meta.TagFilter{Key: key, Value: value, HasValue: hasValue})
 	}
 	return out, nil
+}
+
+// creationFilters decodes the Filter.N of DescribeSnapshots and
+// DescribeDisks: keys CreationStartTime and CreationEndTime, whose values
+// are times (InvalidFilterValue otherwise); other keys are
+// InvalidFilterKey.NotFound.
+func creationFilters(p param.Values) (after, before time.Time, err error) {
+	for _, e := range p.List("Filter") {
+		key, value := e.Fields["Key"], e.Fields["Value"]
+		if key == "" && value == "" {
+			continue
+		}
+		if key != "CreationStartTime" && key != "CreationEndTime" {
+			return after, before, apierr.InvalidFilterKey
+		}
+		var t time.Time
+		if value != "" {
+			if t, err = parseFilterTime(value); err != nil {
+				return after, before, apierr.InvalidFilterValue
+			}
+		}
+		if key == "CreationStartTime" {
+			after = t
+		} else {
+			before = t
+		}
+	}
+	return after, before, nil
 }
 
 // retentionDays decodes RetentionDays: 1-65536, 0 when absent.

@@ -114,25 +114,8 @@ func (s *Service) DescribeSnapshots(ctx context.Context, c Caller, p param.Value
 	} else if ok {
 		f.Encrypted = &enc
 	}
-	for _, e := range p.List("Filter") {
-		key, value := e.Fields["Key"], e.Fields["Value"]
-		if key == "" && value == "" {
-			continue
-		}
-		var t time.Time
-		if value != "" {
-			if t, err = parseFilterTime(value); err != nil {
-				return nil, apierr.InvalidFilterValue
-			}
-		}
-		switch key {
-		case "CreationStartTime":
-			f.CreatedAfter = t
-		case "CreationEndTime":
-			f.CreatedBefore = t
-		default:
-			return nil, apierr.InvalidFilterKey
-		}
+	if f.CreatedAfter, f.CreatedBefore, err = creationFilters(p); err != nil {
+		return nil, err
 	}
 	if f.Tags, err = tagFilters(p); err != nil {
 		return nil, err

@@ -113,6 +113,10 @@ type DiskFilter struct {
 	SnapshotID      string
 	ResourceGroupID string
 	Tags            []TagFilter
+	// Flags, encryption and the financial lock: nil (or "") does not filter.
+	Portable, DeleteWithInstance, DeleteAutoSnapshot, Encrypted, MultiAttach, InArrears *bool
+	KMSKeyID                                                                            string
+	CreatedAfter, CreatedBefore                                                         time.Time // inclusive; zero: unbounded
 	Page
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"RollbackOnError", testRollback},
 		{"InstanceTransitionsAndFilters", testInstances},
 		{"DiskFilters", testDisks},
+		{"DiskFlagFilters", testDiskFlags},
 		{"SnapshotFiltersAndPaging", testSnapshots},
 		{"SnapshotExpiry", testExpiry},
 		{"Tokens", testTokens},
@@ -232,6 +234,58 @@ func testDisks(t *testing.T, s meta.Store) {
 		_, n, _ = tx.ListDisks(meta.DiskFilter{AccountID: "acc1", IDs: []string{"d-1", "d-3", "d-9"}, Status: "Available", Now: t0})
 		if n != 2 {
 			t.Errorf("ids+status matched %d, want 2", n)
+		}
+		return nil
+	})
+}
+
+// testDiskFlags: DescribeDisks' filters on a disk's flags, encryption
+// key and creation time select exactly the disks that have them.
+func testDiskFlags(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for i := 0; i < 6; i++ {
+			d := &meta.Disk{ID: fmt.Sprintf("d-%d", i), AccountID: "acc1", RegionID: "cn-hangzhou", ZoneID: "z", Type: "data",
+				Category: "cloud_essd", Status: "Available", SizeGiB: 20, CreatedAt: t0.Add(time.Duration(i) * time.Hour),
+				Portable: i%2 == 0, DeleteWithInstance: i%3 == 0, DeleteAutoSnapshot: i == 1, MultiAttach: i == 5, InArrears: i == 2}
+			if i >= 4 {
+				d.Encrypted, d.KMSKeyID = true, fmt.Sprintf("key-%d", i)
+			}
+			if err := tx.PutDisk(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	yes, no := true, false
+	view(t, s, func(tx meta.Tx) error {
+		for _, tc := range []struct {
+			name string
+			f    meta.DiskFilter
+			want string
+		}{
+			{"portable", meta.DiskFilter{Portable: &yes}, "d-4 d-2 d-0"},
+			{"not portable", meta.DiskFilter{Portable: &no}, "d-5 d-3 d-1"},
+			{"delete with instance", meta.DiskFilter{DeleteWithInstance: &yes}, "d-3 d-0"},
+			{"delete auto snapshot", meta.DiskFilter{DeleteAutoSnapshot: &yes}, "d-1"},
+			{"encrypted", meta.DiskFilter{Encrypted: &yes}, "d-5 d-4"},
+			{"not encrypted, portable", meta.DiskFilter{Encrypted: &no, Portable: &yes}, "d-2 d-0"},
+			{"multi-attach", meta.DiskFilter{MultiAttach: &yes}, "d-5"},
+			{"KMS key", meta.DiskFilter{KMSKeyID: "key-4"}, "d-4"},
+			{"in arrears", meta.DiskFilter{InArrears: &yes}, "d-2"},
+			{"created in [1h, 3h]", meta.DiskFilter{CreatedAfter: t0.Add(time.Hour), CreatedBefore: t0.Add(3 * time.Hour)}, "d-3 d-2 d-1"},
+		} {
+			tc.f.AccountID = "acc1"
+			got, n, err := tx.ListDisks(tc.f)
+			if err != nil {
+				return err
+			}
+			var ids []string
+			for _, d := range got {
+				ids = append(ids, d.ID)
+			}
+			if strings.Join(ids, " ") != tc.want || n != len(ids) {
+				t.Errorf("%s: %v (total %d), want %s", tc.name, ids, n, tc.want)
+			}
 		}
 		return nil
 	})

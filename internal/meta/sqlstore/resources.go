@@ -104,8 +104,10 @@ func (x *tx) FindDisk(id string) (*meta.Disk, error) {
 
 func (x *tx) PutDisk(d *meta.Disk) error {
 	err := x.upsert("disks",
-		[]string{"id", "account_id", "product", "region_id", "zone_id", "instance_id", "name", "type", "category", "status", "target_status", "settle_at", "source_snapshot_id", "resource_group_id", "created_at"},
-		[]any{d.ID, d.AccountID, d.Product, d.RegionID, d.ZoneID, d.InstanceID, d.Name, d.Type, d.Category, d.Status, d.TargetStatus, nanos(d.SettleAt), d.SourceSnapshotID, d.ResourceGroupID, nanos(d.CreatedAt)}, d)
+		[]string{"id", "account_id", "product", "region_id", "zone_id", "instance_id", "name", "type", "category", "status", "target_status", "settle_at", "source_snapshot_id", "resource_group_id", "created_at",
+			"portable", "delete_with_instance", "delete_auto_snapshot", "encrypted", "multi_attach", "kms_key_id", "in_arrears"},
+		[]any{d.ID, d.AccountID, d.Product, d.RegionID, d.ZoneID, d.InstanceID, d.Name, d.Type, d.Category, d.Status, d.TargetStatus, nanos(d.SettleAt), d.SourceSnapshotID, d.ResourceGroupID, nanos(d.CreatedAt),
+			b2i(d.Portable), b2i(d.DeleteWithInstance), b2i(d.DeleteAutoSnapshot), b2i(d.Encrypted), b2i(d.MultiAttach), d.KMSKeyID, b2i(d.InArrears)}, d)
 	if err != nil {
 		return err
 	}
@@ -131,6 +133,22 @@ func (x *tx) ListDisks(f meta.DiskFilter) ([]*meta.Disk, int, error) {
 	w.eq("resource_group_id", f.ResourceGroupID)
 	w.effectiveStatus(f.Status, f.Now)
 	w.tags("disks.id", f.Tags)
+	for _, b := range []struct {
+		col string
+		v   *bool
+	}{{"portable", f.Portable}, {"delete_with_instance", f.DeleteWithInstance}, {"delete_auto_snapshot", f.DeleteAutoSnapshot},
+		{"encrypted", f.Encrypted}, {"multi_attach", f.MultiAttach}, {"in_arrears", f.InArrears}} {
+		if b.v != nil {
+			w.add(b.col+" = ?", b2i(*b.v))
+		}
+	}
+	w.eq("kms_key_id", f.KMSKeyID)
+	if !f.CreatedAfter.IsZero() {
+		w.add("created_at >= ?", nanos(f.CreatedAfter))
+	}
+	if !f.CreatedBefore.IsZero() {
+		w.add("created_at <= ?", nanos(f.CreatedBefore))
+	}
 	return page[meta.Disk](x, "disks", w, f.Page)
 }
 

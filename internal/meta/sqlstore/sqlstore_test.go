@@ -79,6 +79,8 @@ func TestMigrateFromSchema1(t *testing.T) {
 	mustExec(`INSERT INTO schema_migrations (version) VALUES (1)`)
 	mustExec(`INSERT INTO snapshots (id, account_id, region_id, disk_id, instance_id, name, status, type, disk_type, category, usage, resource_group_id, encrypted, created_at, expires_at, data)
 		VALUES ('s-old', 'a', 'r', 'd', '', 'n', 'accomplished', 'user', 'data', 'standard', 'none', 'rg', 0, 1, 0, '{"ID":"s-old","AccountID":"a"}')`)
+	mustExec(`INSERT INTO disks (id, account_id, region_id, zone_id, instance_id, name, type, category, status, target_status, settle_at, source_snapshot_id, resource_group_id, created_at, data)
+		VALUES ('d-old', 'a', 'r', 'z', '', 'n', 'data', 'cloud_essd', 'Available', '', 0, '', 'rg', 1, '{"ID":"d-old","AccountID":"a","Portable":true,"Encrypted":true,"KMSKeyID":"k1"}')`)
 	db.Close()
 	s, err := OpenSQLite(context.Background(), path)
 	if err != nil {
@@ -89,6 +91,12 @@ func TestMigrateFromSchema1(t *testing.T) {
 		list, _, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: "a"})
 		if err != nil || len(list) != 1 || list[0].ID != "s-old" {
 			t.Errorf("old snapshot after migration: %v %v", list, err)
+		}
+		// Schema 5 takes a disk's flags from its record.
+		yes, no := true, false
+		disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: "a", Portable: &yes, Encrypted: &yes, MultiAttach: &no, KMSKeyID: "k1"})
+		if err != nil || len(disks) != 1 || disks[0].ID != "d-old" {
+			t.Errorf("old disk by its flags after migration: %v %v", disks, err)
 		}
 		return nil
 	})
