@@ -133,22 +133,14 @@ func (x *tx) ListDisks(f meta.DiskFilter) ([]*meta.Disk, int, error) {
 	w.eq("resource_group_id", f.ResourceGroupID)
 	w.effectiveStatus(f.Status, f.Now)
 	w.tags("disks.id", f.Tags)
-	for _, b := range []struct {
-		col string
-		v   *bool
-	}{{"portable", f.Portable}, {"delete_with_instance", f.DeleteWithInstance}, {"delete_auto_snapshot", f.DeleteAutoSnapshot},
-		{"encrypted", f.Encrypted}, {"multi_attach", f.MultiAttach}, {"in_arrears", f.InArrears}} {
-		if b.v != nil {
-			w.add(b.col+" = ?", b2i(*b.v))
-		}
-	}
+	w.flag("portable", f.Portable)
+	w.flag("delete_with_instance", f.DeleteWithInstance)
+	w.flag("delete_auto_snapshot", f.DeleteAutoSnapshot)
+	w.flag("encrypted", f.Encrypted)
+	w.flag("multi_attach", f.MultiAttach)
+	w.flag("in_arrears", f.InArrears)
 	w.eq("kms_key_id", f.KMSKeyID)
-	if !f.CreatedAfter.IsZero() {
-		w.add("created_at >= ?", nanos(f.CreatedAfter))
-	}
-	if !f.CreatedBefore.IsZero() {
-		w.add("created_at <= ?", nanos(f.CreatedBefore))
-	}
+	w.createdBetween(f.CreatedAfter, f.CreatedBefore)
 	return page[meta.Disk](x, "disks", w, f.Page)
 }
 
@@ -186,17 +178,10 @@ func (x *tx) ListSnapshots(f meta.SnapshotFilter) ([]*meta.Snapshot, int, error)
 	w.eq("category", f.Category)
 	w.eq("usage", f.Usage)
 	w.eq("resource_group_id", f.ResourceGroupID)
-	if f.Encrypted != nil {
-		w.add("encrypted = ?", b2i(*f.Encrypted))
-	}
+	w.flag("encrypted", f.Encrypted)
 	w.eq("kms_key_id", f.KMSKeyID)
 	w.in("disk_id", f.DiskIDs)
-	if !f.CreatedAfter.IsZero() {
-		w.add("created_at >= ?", nanos(f.CreatedAfter))
-	}
-	if !f.CreatedBefore.IsZero() {
-		w.add("created_at <= ?", nanos(f.CreatedBefore))
-	}
+	w.createdBetween(f.CreatedAfter, f.CreatedBefore)
 	w.tags("snapshots.id", f.Tags)
 	return page[meta.Snapshot](x, "snapshots", w, f.Page)
 }

@@ -131,6 +131,24 @@ func (w *where) eq(col, v string) {
 	}
 }
 
+// flag compares a 0/1 column with v, unless v is nil.
+func (w *where) flag(col string, v *bool) {
+	if v != nil {
+		w.add(col+" = ?", b2i(*v))
+	}
+}
+
+// createdBetween keeps the rows created in [after, before]; a zero time
+// leaves that side open.
+func (w *where) createdBetween(after, before time.Time) {
+	if !after.IsZero() {
+		w.add("created_at >= ?", nanos(after))
+	}
+	if !before.IsZero() {
+		w.add("created_at <= ?", nanos(before))
+	}
+}
+
 // product selects one product's records; meta.AnyProduct selects all.
 func (w *where) product(p string) {
 	if p != meta.AnyProduct {
