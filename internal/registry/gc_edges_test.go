@@ -2,59 +2,13 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-func digestOf(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
-}
-
-// uploadBlob stores data as a blob through a monolithic upload.
-func uploadBlob(t *testing.T, g *Registry, repo string, data []byte) string {
-	t.Helper()
-	d := digestOf(data)
-	rec := httptest.NewRecorder()
-	g.ServeHTTP(rec, httptest.NewRequest("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, strings.NewReader(string(data))))
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("upload %s: %d %s", d, rec.Code, rec.Body)
-	}
-	return d
-}
-
-func storeManifest(t *testing.T, g *Registry, repo, ref, mt string, body []byte) string {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest("PUT", "/v2/"+repo+"/manifests/"+ref, strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", mt)
-	g.ServeHTTP(rec, req)
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("PUT %s:%s: %d %s", repo, ref, rec.Code, rec.Body)
-	}
-	return digestOf(body)
-}
-
-func imageManifest(config string, layers ...string) []byte {
-	var ls []any
-	for _, l := range layers {
-		ls = append(ls, map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": l, "size": 1})
-	}
-	b, _ := json.Marshal(map[string]any{
-		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 1},
-		"layers": ls,
-	})
-	return b
-}
 
 // TestCollectKeepsManifestAlsoNamedAsLayer: a linked manifest whose bytes
 // are also another manifest's layer is still read as a manifest, so its

@@ -61,6 +61,56 @@ func digestsOf(t *testing.T, img v1.Image) (manifest, config string, layers []st
 	return d.String(), c.String(), layers
 }
 
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// uploadBlob stores data as a blob through a monolithic upload.
+func uploadBlob(t testing.TB, g *Registry, repo string, data []byte) string {
+	t.Helper()
+	d := digestOf(data)
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, httptest.NewRequest("POST", "/v2/"+repo+"/blobs/uploads/?digest="+d, strings.NewReader(string(data))))
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("upload %s: %d %s", d, rec.Code, rec.Body)
+	}
+	return d
+}
+
+// putManifest sends a manifest PUT to g and returns its answer.
+func putManifest(g *Registry, repo, ref, mt string, body []byte) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("PUT", "/v2/"+repo+"/manifests/"+ref, strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", mt)
+	g.ServeHTTP(rec, req)
+	return rec
+}
+
+// storeManifest PUTs a manifest, which g must store, and returns its
+// digest.
+func storeManifest(t testing.TB, g *Registry, repo, ref, mt string, body []byte) string {
+	t.Helper()
+	if rec := putManifest(g, repo, ref, mt, body); rec.Code != http.StatusCreated {
+		t.Fatalf("PUT %s:%s: %d %s", repo, ref, rec.Code, rec.Body)
+	}
+	return digestOf(body)
+}
+
+// imageManifest is an OCI image manifest of config and layers.
+func imageManifest(config string, layers ...string) []byte {
+	var ls []any
+	for _, l := range layers {
+		ls = append(ls, map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": l, "size": 1})
+	}
+	b, _ := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 1},
+		"layers": ls,
+	})
+	return b
+}
+
 // TestCollectRemovesUnreferencedBlobs: once a manifest is deleted, Collect
 // removes its body, its config and the layers no other image uses, and
 // keeps everything the images still stored need, byte for byte.
@@ -139,8 +189,7 @@ func TestCollectKeepsBlobsInUse(t *testing.T) {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	body := "a layer whose manifest is not pushed yet"
-	sum := sha256.Sum256([]byte(body))
-	digest := "sha256:" + hex.EncodeToString(sum[:])
+	digest := digestOf([]byte(body))
 	if r := do(t, "POST", srv.URL+"/v2/ns/r/blobs/uploads/?digest="+digest, body); r.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: %d", r.StatusCode)
 	}
@@ -214,8 +263,7 @@ func TestCollectRacesManifestPuts(t *testing.T) {
 		layer := []byte(fmt.Sprintf("layer %d", i))
 		var ds []string
 		for _, b := range [][]byte{cfg, layer} {
-			sum := sha256.Sum256(b)
-			d := "sha256:" + hex.EncodeToString(sum[:])
+			d := digestOf(b)
 			ds = append(ds, d)
 			g.st.gc.RLock()
 			err := g.st.putBlob(d, b)
@@ -228,20 +276,12 @@ func TestCollectRacesManifestPuts(t *testing.T) {
 			}
 		}
 		time.Sleep(time.Duration(i%5) * 100 * time.Microsecond)
-		m, _ := json.Marshal(map[string]any{
-			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-			"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": ds[0], "size": len(cfg)},
-			"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ds[1], "size": len(layer)}},
-		})
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("PUT", fmt.Sprintf("/v2/ns/race/manifests/v%d", i), strings.NewReader(string(m)))
-		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		g.ServeHTTP(rec, req)
+		m := imageManifest(ds[0], ds[1])
+		rec := putManifest(g, "ns/race", fmt.Sprintf("v%d", i), "application/vnd.oci.image.manifest.v1+json", m)
 		switch rec.Code {
 		case http.StatusCreated:
 			stored++
-			sum := sha256.Sum256(m)
-			names = append(names, append(ds, "sha256:"+hex.EncodeToString(sum[:]))...)
+			names = append(names, append(ds, digestOf(m))...)
 		case http.StatusBadRequest:
 			refused++
 			if !strings.Contains(rec.Body.String(), "MANIFEST_BLOB_UNKNOWN") {
@@ -274,27 +314,10 @@ func BenchmarkCollect(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := range 2000 {
-		var ds []string
-		for _, blob := range []string{fmt.Sprintf(`{"i":%d}`, i), fmt.Sprintf("layer %d", i)} {
-			sum := sha256.Sum256([]byte(blob))
-			d := "sha256:" + hex.EncodeToString(sum[:])
-			ds = append(ds, d)
-			if err := g.st.putBlob(d, []byte(blob)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		m, _ := json.Marshal(map[string]any{
-			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-			"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "digest": ds[0], "size": 1},
-			"layers": []any{map[string]any{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ds[1], "size": 1}},
-		})
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("PUT", fmt.Sprintf("/v2/ns/r%d/manifests/v1", i%50), strings.NewReader(string(m)))
-		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-		g.ServeHTTP(rec, req)
-		if rec.Code != http.StatusCreated {
-			b.Fatalf("PUT: %d %s", rec.Code, rec.Body)
-		}
+		repo := fmt.Sprintf("ns/r%d", i%50)
+		cfg := uploadBlob(b, g, repo, []byte(fmt.Sprintf(`{"i":%d}`, i)))
+		layer := uploadBlob(b, g, repo, []byte(fmt.Sprintf("layer %d", i)))
+		storeManifest(b, g, repo, "v1", "application/vnd.oci.image.manifest.v1+json", imageManifest(cfg, layer))
 	}
 	b.ResetTimer()
 	for range b.N {
