@@ -69,14 +69,14 @@ func (s *Service) SetState(ctx context.Context, c Caller, p param.Values) (any, 
 			}
 			return tx.PutAccount(a)
 		case "instance":
-			inst, err := s.loadInstance(tx, c.AccountID, id, true)
+			inst, err := s.loadInstance(tx, meta.AnyProduct, c.AccountID, id, true)
 			if err != nil {
 				return err
 			}
 			inst.SecurityLocked = on
 			return tx.PutInstance(inst)
 		default:
-			d, err := s.loadDisk(tx, c.AccountID, id, true)
+			d, err := s.loadDisk(tx, meta.AnyProduct, c.AccountID, id, true)
 			if err != nil {
 				return err
 			}

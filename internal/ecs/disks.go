@@ -193,14 +193,14 @@ func (s *Service) createDisk(ctx context.Context, c Caller, p param.Values, r *d
 	return resp, nil
 }
 
-// restorableSnapshot returns the account's snapshot id in region that a
-// new disk may be made from: notFound when there is none (or it is in
-// another region), InvalidSnapshotId.NotReady unless it is accomplished
+// restorableSnapshot returns the account's ECS snapshot id in region that
+// a new disk may be made from: notFound when there is none (or it is in
+// another region, or another product's), InvalidSnapshotId.NotReady unless it is accomplished
 // or its instant access makes it usable before its upload is done (its
 // data is still local).
 func (s *Service) restorableSnapshot(tx meta.Tx, accountID, regionID, id string, notFound *apierr.Error) (*meta.Snapshot, error) {
 	snap, err := tx.GetSnapshot(accountID, id)
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && snap.RegionID != regionID) {
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && (snap.RegionID != regionID || snap.Product != ecsProduct)) {
 		return nil, notFound
 	}
 	if err != nil {
@@ -250,7 +250,7 @@ func (s *Service) AttachDisk(ctx context.Context, c Caller, p param.Values) (any
 		if err != nil {
 			return err
 		}
-		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		d, err := s.loadDisk(tx, ecsProduct, c.AccountID, diskID, true)
 		if err != nil {
 			return err
 		}
@@ -321,7 +321,7 @@ func (s *Service) DetachDisk(ctx context.Context, c Caller, p param.Values) (any
 		if err != nil {
 			return err
 		}
-		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		d, err := s.loadDisk(tx, ecsProduct, c.AccountID, diskID, true)
 		if err != nil {
 			return err
 		}
@@ -365,7 +365,7 @@ func (s *Service) DeleteDisk(ctx context.Context, c Caller, p param.Values) (any
 		return nil, err
 	}
 	err = s.store.Update(ctx, func(tx meta.Tx) error {
-		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		d, err := s.loadDisk(tx, ecsProduct, c.AccountID, diskID, true)
 		if err != nil {
 			return err
 		}

@@ -300,7 +300,7 @@ func (s *Service) instanceAction(tx meta.Tx, c Caller, p param.Values) (*meta.In
 	if err != nil {
 		return nil, err
 	}
-	inst, err := s.loadInstance(tx, c.AccountID, id, true)
+	inst, err := s.loadInstance(tx, ecsProduct, c.AccountID, id, true)
 	if err != nil {
 		return nil, err
 	}

@@ -196,7 +196,7 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 	if acc.NotEnoughBalance {
 		return nil, apierr.NotEnoughBalance
 	}
-	d, err := s.loadDisk(tx, c.AccountID, req.diskID, true)
+	d, err := s.loadDisk(tx, ecsProduct, c.AccountID, req.diskID, true)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func (s *Service) checkSnapshotAllowed(tx meta.Tx, c Caller, p param.Values, req
 		return nil, apierr.InstanceNotFound
 	}
 	if d.InstanceID != "" {
-		inst, err = s.loadInstance(tx, c.AccountID, d.InstanceID, true)
+		inst, err = s.loadInstance(tx, ecsProduct, c.AccountID, d.InstanceID, true)
 		if err != nil {
 			return nil, err
 		}

@@ -10,11 +10,12 @@ import (
 	"github.com/snapstack/snapstack/internal/param"
 )
 
-// loadSnapshot reads a snapshot of the caller; NotFound when missing or in
-// another region than an explicit RegionId.
+// loadSnapshot reads an ECS snapshot of the caller; NotFound when
+// missing, another product's (see ecsProduct) or in another region than
+// an explicit RegionId.
 func loadSnapshot(tx meta.Tx, c Caller, p param.Values, id string) (*meta.Snapshot, error) {
 	snap, err := tx.GetSnapshot(c.AccountID, id)
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && !sameRegion(p, snap.RegionID)) {
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && (snap.Product != ecsProduct || !sameRegion(p, snap.RegionID))) {
 		return nil, apierr.SnapshotNotFound
 	}
 	return snap, err
@@ -137,7 +138,7 @@ func (s *Service) ResetDisk(ctx context.Context, c Caller, p param.Values) (any,
 		if acc.NotEnoughBalance {
 			return apierr.NotEnoughBalance
 		}
-		d, err := s.loadDisk(tx, c.AccountID, diskID, true)
+		d, err := s.loadDisk(tx, ecsProduct, c.AccountID, diskID, true)
 		if err != nil {
 			return err
 		}
@@ -158,7 +159,7 @@ func (s *Service) ResetDisk(ctx context.Context, c Caller, p param.Values) (any,
 			return apierr.IncorrectDiskStatus
 		}
 		if d.InstanceID != "" {
-			inst, err := s.loadInstance(tx, c.AccountID, d.InstanceID, true)
+			inst, err := s.loadInstance(tx, ecsProduct, c.AccountID, d.InstanceID, true)
 			if err != nil {
 				return err
 			}

@@ -59,12 +59,18 @@ func settleDisk(d *meta.Disk, now time.Time) bool {
 	return true
 }
 
-// loadInstance reads an instance, settled as of now. In a write
-// transaction the settled state is stored, and disks attached to an
-// instance that reached Running are marked used.
-func (s *Service) loadInstance(tx meta.Tx, accountID, id string, write bool) (*meta.Instance, error) {
+// ecsProduct is the Product of ECS records. The products share one ID
+// space, not their resources: an ECS action given the ID of an EDS
+// desktop, or of its disks or snapshots, answers NotFound, as Alibaba
+// Cloud does.
+const ecsProduct = ""
+
+// loadInstance reads an instance of product (meta.AnyProduct: of any),
+// settled as of now. In a write transaction the settled state is stored,
+// and disks attached to an instance that reached Running are marked used.
+func (s *Service) loadInstance(tx meta.Tx, product, accountID, id string, write bool) (*meta.Instance, error) {
 	inst, err := tx.GetInstance(accountID, id)
-	if errors.Is(err, meta.ErrNotFound) {
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && !ofProduct(inst.Product, product)) {
 		return nil, apierr.InstanceNotFound
 	}
 	if err != nil {
@@ -101,10 +107,11 @@ func (s *Service) markDisksUsed(tx meta.Tx, inst *meta.Instance) error {
 	return nil
 }
 
-// loadDisk reads a disk settled as of now (stored when write).
-func (s *Service) loadDisk(tx meta.Tx, accountID, id string, write bool) (*meta.Disk, error) {
+// loadDisk reads a disk of product (meta.AnyProduct: of any) settled as
+// of now (stored when write).
+func (s *Service) loadDisk(tx meta.Tx, product, accountID, id string, write bool) (*meta.Disk, error) {
 	d, err := tx.GetDisk(accountID, id)
-	if errors.Is(err, meta.ErrNotFound) {
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && !ofProduct(d.Product, product)) {
 		return nil, apierr.DiskNotFound
 	}
 	if err != nil {
@@ -117,6 +124,9 @@ func (s *Service) loadDisk(tx meta.Tx, accountID, id string, write bool) (*meta.
 	}
 	return d, nil
 }
+
+// ofProduct reports whether a record of product have is one of want.
+func ofProduct(have, want string) bool { return want == meta.AnyProduct || have == want }
 
 // diskUsed reports whether a disk has been used: attached to an instance
 // while that instance ran. The instance may have reached Running since the

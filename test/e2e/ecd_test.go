@@ -172,9 +172,45 @@ func TestEDSSnapshotResetOverNBD(t *testing.T) {
 		wantLegacyError(t, err, tc.status, tc.code)
 	}
 
-	// EDS snapshots are not ECS snapshots.
+	// EDS snapshots are not ECS snapshots, and ECS actions do not see
+	// the desktop, its disks or its snapshots (one ID space, not one
+	// set of resources).
 	if e.countECSSnapshots() != 0 {
 		t.Error("an EDS snapshot shows in ECS DescribeSnapshots")
+	}
+	lc := e.legacyClient()
+	ecsSnap := legacy.CreateCreateSnapshotRequest()
+	e.point(ecsSnap)
+	ecsSnap.DiskId = data
+	_, err = lc.CreateSnapshot(ecsSnap)
+	wantLegacyError(t, err, 404, "InvalidDiskId.NotFound")
+	ecsDel := legacy.CreateDeleteSnapshotRequest()
+	e.point(ecsDel)
+	ecsDel.SnapshotId = snap.SnapshotId
+	_, err = lc.DeleteSnapshot(ecsDel)
+	wantLegacyError(t, err, 404, "InvalidSnapshotId.NotFound")
+	ecsMod := legacy.CreateModifySnapshotAttributeRequest()
+	e.point(ecsMod)
+	ecsMod.SnapshotId, ecsMod.SnapshotName = snap.SnapshotId, "renamed"
+	_, err = lc.ModifySnapshotAttribute(ecsMod)
+	wantLegacyError(t, err, 404, "InvalidSnapshotId.NotFound")
+	ecsDisk := legacy.CreateCreateDiskRequest()
+	e.point(ecsDisk)
+	ecsDisk.ZoneId, ecsDisk.SnapshotId = "cn-hangzhou-i", snap.SnapshotId
+	_, err = lc.CreateDisk(ecsDisk)
+	wantLegacyError(t, err, 404, "InvalidSnapshotId.NotFound")
+	ecsReset := legacy.CreateResetDiskRequest()
+	e.point(ecsReset)
+	ecsReset.DiskId, ecsReset.SnapshotId = data, snap.SnapshotId
+	_, err = lc.ResetDisk(ecsReset)
+	wantLegacyError(t, err, 404, "InvalidDiskId.NotFound")
+	ecsStop := legacy.CreateStopInstanceRequest()
+	e.point(ecsStop)
+	ecsStop.InstanceId = desk
+	_, err = lc.StopInstance(ecsStop)
+	wantLegacyError(t, err, 404, "InvalidInstanceId.NotFound")
+	if s := e.waitEDSSnapshot(c, snap.SnapshotId); s.SnapshotName != "before-upgrade" {
+		t.Errorf("the EDS snapshot's name is %q after ECS calls", s.SnapshotName)
 	}
 	del := ecd.CreateDeleteSnapshotRequest()
 	e.point(del)
