@@ -357,3 +357,88 @@ func TestDescribeDisksFilters(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribeInstancesFilters(t *testing.T) {
+	s, c := reviewService(t)
+	ctx := context.Background()
+	run := func(kv ...string) string {
+		t.Helper()
+		r, err := s.RunInstances(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h"}, kv...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*RunInstancesResponse).InstanceIdSets.InstanceIdSet[0]
+	}
+	web1 := run("InstanceName", "web-1", "ImageId", "aliyun_3_x64", "InstanceType", "ecs.g7.large")
+	web2 := run("InstanceName", "web-2", "ImageId", "ubuntu_22_04_x64", "InstanceType", "ecs.g7.large")
+	db := run("InstanceName", "db-1", "ImageId", "aliyun_3_x64", "InstanceType", "ecs.r7.xlarge")
+	if err := s.store.Update(ctx, func(tx meta.Tx) error {
+		inst, err := tx.GetInstance(c.AccountID, db)
+		if err != nil {
+			return err
+		}
+		inst.SecurityLocked = true
+		return tx.PutInstance(inst)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	describe := func(kv ...string) ([]string, error) {
+		r, err := s.DescribeInstances(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "PageSize", "50"}, kv...)...))
+		if err != nil {
+			return nil, err
+		}
+		var ids []string
+		for _, in := range r.(*DescribeInstancesResponse).Instances.Instance {
+			ids = append(ids, in.InstanceId)
+		}
+		sort.Strings(ids)
+		return ids, nil
+	}
+	sorted := func(ids ...string) string { sort.Strings(ids); return strings.Join(ids, " ") }
+	all := sorted(web1, web2, db)
+	for _, tc := range []struct {
+		kv   []string
+		want string
+	}{
+		{nil, all},
+		{[]string{"InstanceName", "web-*"}, sorted(web1, web2)},
+		{[]string{"InstanceName", "db-1"}, sorted(db)},
+		{[]string{"InstanceName", "db"}, ""},
+		{[]string{"InstanceName", "*-1"}, sorted(web1, db)},
+		{[]string{"ImageId", "aliyun_3_x64"}, sorted(web1, db)},
+		{[]string{"InstanceType", "ecs.g7.large", "ImageId", "ubuntu_22_04_x64"}, sorted(web2)},
+		{[]string{"LockReason", "security"}, sorted(db)},
+		{[]string{"LockReason", "financial"}, ""},
+		{[]string{"InstanceChargeType", "PostPaid"}, all},
+		{[]string{"InstanceChargeType", "PrePaid"}, ""},
+		{[]string{"InstanceNetworkType", "vpc"}, all},
+		{[]string{"InstanceNetworkType", "classic"}, ""},
+		{[]string{"Filter.1.Key", "CreationStartTime", "Filter.1.Value", "2000-01-01T00:00Z"}, all},
+		{[]string{"Filter.1.Key", "CreationEndTime", "Filter.1.Value", "2000-01-01T00:00Z"}, ""},
+		{[]string{"Filter.1.Key", "ExpiredStartTime", "Filter.1.Value", "2099-12-31T15:59Z", "Filter.2.Key", "ExpiredEndTime", "Filter.2.Value", "2099-12-31T15:59Z"}, all},
+		{[]string{"Filter.1.Key", "ExpiredEndTime", "Filter.1.Value", "2030-01-01T00:00Z"}, ""},
+		{[]string{"Filter.3.Key", "ExpiredStartTime", "Filter.3.Value", "2100-01-01T00:00Z"}, ""},
+	} {
+		got, err := describe(tc.kv...)
+		if err != nil || strings.Join(got, " ") != tc.want {
+			t.Errorf("DescribeInstances %v: %v %v, want %q", tc.kv, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		kv     []string
+		code   string
+		status int
+	}{
+		{[]string{"LockReason", "unpaid"}, "InvalidLockReason.NotFound", 404},
+		{[]string{"InstanceChargeType", "Monthly"}, "InvalidInstanceChargeType.NotFound", 404},
+		{[]string{"InstanceNetworkType", "overlay"}, "InvalidNetworkType.NotFound", 404},
+		{[]string{"Filter.1.Key", "Color", "Filter.1.Value", "red"}, "InvalidFilterKey.NotFound", 404},
+		{[]string{"Filter.1.Key", "ExpiredStartTime", "Filter.1.Value", "soon"}, "InvalidFilterValue", 404},
+		{[]string{"Status", "Sleeping"}, "InvalidStatus.NotFound", 404},
+	} {
+		_, err := describe(tc.kv...)
+		if e := apierr.As(err); e == nil || e.Code != tc.code || e.HTTPStatus != tc.status {
+			t.Errorf("DescribeInstances %v: %v, want %d %s", tc.kv, err, tc.status, tc.code)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/snapstack/snapstack/internal/apierr"
 	"github.com/snapstack/snapstack/internal/meta"
@@ -160,8 +161,15 @@ func (s *Service) DescribeInstances(ctx context.Context, c Caller, p param.Value
 	}
 	f := meta.InstanceFilter{AccountID: c.AccountID, RegionID: reg.ID, IDs: ids, ZoneID: p.String("ZoneId"), Status: status,
 		Now: s.clock.Now(), ResourceGroupID: p.String("ResourceGroupId"), Tags: tags, Page: pg.Page}
+	none, err := instanceAttributeFilters(p, &f)
+	if err != nil {
+		return nil, err
+	}
 	resp := &DescribeInstancesResponse{PageNumber: pg.Number, PageSize: pg.Size}
 	resp.Instances.Instance = []InstanceItem{}
+	if none {
+		return resp, nil
+	}
 	err = s.store.View(ctx, func(tx meta.Tx) error {
 		list, total, err := tx.ListInstances(f)
 		if err != nil {
@@ -182,6 +190,55 @@ func (s *Service) DescribeInstances(ctx context.Context, c Caller, p param.Value
 	return resp, nil
 }
 
+// instanceExpiry is the ExpiredTime of every instance: they are all
+// pay-as-you-go and never expire.
+var instanceExpiry = time.Date(2099, 12, 31, 15, 59, 0, 0, time.UTC)
+
+// instanceAttributeFilters decodes the DescribeInstances filters on an
+// instance's name, image, type, lock, charge type, network type and
+// creation or expiry time into f. none reports a filter no snapstack
+// instance can match (InstanceChargeType PrePaid, InstanceNetworkType
+// classic, a LockReason other than security, an expiry outside the
+// range).
+func instanceAttributeFilters(p param.Values, f *meta.InstanceFilter) (none bool, err error) {
+	f.NameGlob = p.String("InstanceName")
+	f.ImageID = p.String("ImageId")
+	f.InstanceType = p.String("InstanceType")
+	switch p.String("LockReason") {
+	case "":
+	case "security":
+		v := true
+		f.SecurityLocked = &v
+	case "financial", "recycling", "dedicatedhostfinancial", "refunded":
+		none = true
+	default:
+		return false, apierr.InvalidOperationLock
+	}
+	switch p.String("InstanceChargeType") {
+	case "", "PostPaid":
+	case "PrePaid":
+		none = true
+	default:
+		return false, apierr.New("InvalidInstanceChargeType.NotFound", 404, "The specified InstanceChargeType is not valid.")
+	}
+	switch p.String("InstanceNetworkType") {
+	case "", "vpc":
+	case "classic":
+		none = true
+	default:
+		return false, apierr.New("InvalidNetworkType.NotFound", 404, "The specified InstanceNetworkType is not valid.")
+	}
+	t, err := timeFilters(p, "CreationStartTime", "CreationEndTime", "ExpiredStartTime", "ExpiredEndTime")
+	if err != nil {
+		return false, err
+	}
+	f.CreatedAfter, f.CreatedBefore = t["CreationStartTime"], t["CreationEndTime"]
+	if from, until := t["ExpiredStartTime"], t["ExpiredEndTime"]; instanceExpiry.Before(from) || (!until.IsZero() && instanceExpiry.After(until)) {
+		none = true
+	}
+	return none, nil
+}
+
 func instanceItem(inst *meta.Instance) InstanceItem {
 	family := inst.InstanceType
 	if i := strings.LastIndex(family, "."); i > 0 {
@@ -192,7 +249,7 @@ func instanceItem(inst *meta.Instance) InstanceItem {
 		InstanceTypeFamily: family, ImageId: inst.ImageID, OSType: "linux", OSName: "Linux", Cpu: 2, Memory: 8192,
 		InstanceChargeType: "PostPaid", InternetChargeType: "PayByTraffic", InstanceNetworkType: "vpc",
 		StoppedMode: "Not-applicable", CreationTime: minuteStr(inst.CreatedAt), StartTime: minuteStr(inst.StartedAt),
-		ExpiredTime: "2099-12-31T15:59Z", ResourceGroupId: inst.ResourceGroupID, SerialNumber: inst.ID, Tags: tagSet(inst.Tags)}
+		ExpiredTime: minuteStr(instanceExpiry), ResourceGroupId: inst.ResourceGroupID, SerialNumber: inst.ID, Tags: tagSet(inst.Tags)}
 	if inst.Status == InstanceStopped && inst.StoppedMode != "" {
 		it.StoppedMode = inst.StoppedMode
 	}

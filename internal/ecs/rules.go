@@ -152,32 +152,39 @@ func tagFilters(p param.Values) ([]meta.TagFilter, error) {
 	return out, nil
 }
 
-// creationFilters decodes the Filter.N of DescribeSnapshots and
-// DescribeDisks: keys CreationStartTime and CreationEndTime, whose values
-// are times (InvalidFilterValue otherwise); other keys are
-// InvalidFilterKey.NotFound.
+// creationFilters decodes Filter.N of the listings whose only keys are
+// CreationStartTime and CreationEndTime (a time of yyyy-MM-ddTHH:mmZ):
+// the creation time range, a zero time leaving that side open.
 func creationFilters(p param.Values) (after, before time.Time, err error) {
+	t, err := timeFilters(p, "CreationStartTime", "CreationEndTime")
+	return t["CreationStartTime"], t["CreationEndTime"], err
+}
+
+// timeFilters decodes Filter.N, whose keys must be among keys
+// (InvalidFilterKey.NotFound) and whose values are times
+// (InvalidFilterValue); an empty value is no bound. It returns each
+// key's time, zero when absent. An entry with neither key nor value is
+// skipped.
+func timeFilters(p param.Values, keys ...string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(keys))
 	for _, e := range p.List("Filter") {
 		key, value := e.Fields["Key"], e.Fields["Value"]
 		if key == "" && value == "" {
 			continue
 		}
-		if key != "CreationStartTime" && key != "CreationEndTime" {
-			return after, before, apierr.InvalidFilterKey
+		if !contains(keys, key) {
+			return nil, apierr.InvalidFilterKey
 		}
 		var t time.Time
 		if value != "" {
+			var err error
 			if t, err = parseFilterTime(value); err != nil {
-				return after, before, apierr.InvalidFilterValue
+				return nil, apierr.InvalidFilterValue
 			}
 		}
-		if key == "CreationStartTime" {
-			after = t
-		} else {
-			before = t
-		}
+		out[key] = t
 	}
-	return after, before, nil
+	return out, nil
 }
 
 // retentionDays decodes RetentionDays: 1-65536, 0 when absent.

@@ -36,14 +36,23 @@ type Instance struct {
 
 // InstanceFilter selects instances of one account and region.
 type InstanceFilter struct {
-	AccountID       string
-	Product         string // always applied: "" selects ECS records only
-	RegionID        string
-	IDs             []string // nil: no filter; empty: nothing matches
-	ZoneID          string
-	Status          string    // effective status, transitions settled as of Now
-	Now             time.Time // resolves transitions for the Status filter
-	Name            string
+	AccountID string
+	Product   string // always applied: "" selects ECS records only
+	RegionID  string
+	IDs       []string // nil: no filter; empty: nothing matches
+	ZoneID    string
+	Status    string    // effective status, transitions settled as of Now
+	Now       time.Time // resolves transitions for the Status filter
+	Name      string
+	// NameGlob matches names in which each * stands for any run of
+	// characters (the other characters match themselves, case
+	// included); "" matches every name.
+	NameGlob        string
+	ImageID         string
+	InstanceType    string
+	SecurityLocked  *bool     // nil: no filter
+	CreatedAfter    time.Time // zero: no lower bound
+	CreatedBefore   time.Time // zero: no upper bound
 	ResourceGroupID string
 	Tags            []TagFilter
 	Page

@@ -24,6 +24,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"NotFound", testNotFound},
 		{"RollbackOnError", testRollback},
 		{"InstanceTransitionsAndFilters", testInstances},
+		{"InstanceAttributeFilters", testInstanceAttributes},
 		{"DiskFilters", testDisks},
 		{"DiskFlagFilters", testDiskFlags},
 		{"SnapshotFiltersAndPaging", testSnapshots},
@@ -200,6 +201,58 @@ func testInstances(t *testing.T, s meta.Store) {
 		got, _, _ = tx.ListInstances(meta.InstanceFilter{AccountID: "acc1"})
 		if len(got) != 3 || got[0].ID != "i-2" {
 			t.Errorf("order: newest first expected, got %d items", len(got))
+		}
+		return nil
+	})
+}
+
+func testInstanceAttributes(t *testing.T, s meta.Store) {
+	update(t, s, func(tx meta.Tx) error {
+		for i, name := range []string{"web-1", "web-2", "Web-3", "db[1]?", "web"} {
+			in := &meta.Instance{ID: fmt.Sprintf("i-%d", i), AccountID: "acc1", RegionID: "r", ZoneID: "z", Name: name, Status: "Running",
+				ImageID: fmt.Sprintf("img-%d", i%2), InstanceType: "ecs.g7.large", SecurityLocked: i == 1, CreatedAt: t0.Add(time.Duration(i) * time.Hour)}
+			if i == 3 {
+				in.InstanceType = "ecs.c7.xlarge"
+			}
+			if err := tx.PutInstance(in); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	yes, no := true, false
+	view(t, s, func(tx meta.Tx) error {
+		for _, tc := range []struct {
+			name string
+			f    meta.InstanceFilter
+			want string // IDs' digits, newest first
+		}{
+			{"glob prefix", meta.InstanceFilter{NameGlob: "web-*"}, "10"},
+			{"glob is case-sensitive", meta.InstanceFilter{NameGlob: "Web*"}, "2"},
+			{"glob inside", meta.InstanceFilter{NameGlob: "*eb*"}, "4210"},
+			{"glob without star is exact", meta.InstanceFilter{NameGlob: "web"}, "4"},
+			{"? and [ match themselves", meta.InstanceFilter{NameGlob: "db[1]?"}, "3"},
+			{"? is no wildcard", meta.InstanceFilter{NameGlob: "web-?"}, ""},
+			{"image", meta.InstanceFilter{ImageID: "img-1"}, "31"},
+			{"type", meta.InstanceFilter{InstanceType: "ecs.c7.xlarge"}, "3"},
+			{"locked", meta.InstanceFilter{SecurityLocked: &yes}, "1"},
+			{"not locked", meta.InstanceFilter{SecurityLocked: &no}, "4320"},
+			{"created from", meta.InstanceFilter{CreatedAfter: t0.Add(3 * time.Hour)}, "43"},
+			{"created until", meta.InstanceFilter{CreatedBefore: t0.Add(time.Hour)}, "10"},
+			{"combined", meta.InstanceFilter{NameGlob: "web*", ImageID: "img-0", CreatedAfter: t0.Add(time.Minute)}, "4"},
+		} {
+			tc.f.AccountID = "acc1"
+			got, n, err := tx.ListInstances(tc.f)
+			if err != nil {
+				return err
+			}
+			ids := ""
+			for _, in := range got {
+				ids += strings.TrimPrefix(in.ID, "i-")
+			}
+			if ids != tc.want || n != len(tc.want) {
+				t.Errorf("%s: got %q (total %d), want %q", tc.name, ids, n, tc.want)
+			}
 		}
 		return nil
 	})

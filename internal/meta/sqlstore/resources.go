@@ -66,8 +66,10 @@ func (x *tx) GetInstance(accountID, id string) (*meta.Instance, error) {
 
 func (x *tx) PutInstance(i *meta.Instance) error {
 	err := x.upsert("instances",
-		[]string{"id", "account_id", "product", "region_id", "zone_id", "name", "status", "target_status", "settle_at", "resource_group_id", "created_at"},
-		[]any{i.ID, i.AccountID, i.Product, i.RegionID, i.ZoneID, i.Name, i.Status, i.TargetStatus, nanos(i.SettleAt), i.ResourceGroupID, nanos(i.CreatedAt)}, i)
+		[]string{"id", "account_id", "product", "region_id", "zone_id", "name", "status", "target_status", "settle_at", "resource_group_id", "created_at",
+			"image_id", "instance_type", "security_locked"},
+		[]any{i.ID, i.AccountID, i.Product, i.RegionID, i.ZoneID, i.Name, i.Status, i.TargetStatus, nanos(i.SettleAt), i.ResourceGroupID, nanos(i.CreatedAt),
+			i.ImageID, i.InstanceType, b2i(i.SecurityLocked)}, i)
 	if err != nil {
 		return err
 	}
@@ -86,6 +88,11 @@ func (x *tx) ListInstances(f meta.InstanceFilter) ([]*meta.Instance, int, error)
 	w.in("id", f.IDs)
 	w.eq("zone_id", f.ZoneID)
 	w.eq("name", f.Name)
+	w.glob("name", f.NameGlob)
+	w.eq("image_id", f.ImageID)
+	w.eq("instance_type", f.InstanceType)
+	w.flag("security_locked", f.SecurityLocked)
+	w.createdBetween(f.CreatedAfter, f.CreatedBefore)
 	w.eq("resource_group_id", f.ResourceGroupID)
 	w.effectiveStatus(f.Status, f.Now)
 	w.tags("instances.id", f.Tags)

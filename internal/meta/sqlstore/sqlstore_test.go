@@ -81,6 +81,8 @@ func TestMigrateFromSchema1(t *testing.T) {
 		VALUES ('s-old', 'a', 'r', 'd', '', 'n', 'accomplished', 'user', 'data', 'standard', 'none', 'rg', 0, 1, 0, '{"ID":"s-old","AccountID":"a"}')`)
 	mustExec(`INSERT INTO disks (id, account_id, region_id, zone_id, instance_id, name, type, category, status, target_status, settle_at, source_snapshot_id, resource_group_id, created_at, data)
 		VALUES ('d-old', 'a', 'r', 'z', '', 'n', 'data', 'cloud_essd', 'Available', '', 0, '', 'rg', 1, '{"ID":"d-old","AccountID":"a","Portable":true,"Encrypted":true,"KMSKeyID":"k1"}')`)
+	mustExec(`INSERT INTO instances (id, account_id, region_id, zone_id, name, status, target_status, settle_at, resource_group_id, created_at, data)
+		VALUES ('i-old', 'a', 'r', 'z', 'n', 'Running', '', 0, 'rg', 1, '{"ID":"i-old","AccountID":"a","ImageID":"img-1","InstanceType":"ecs.g7.large","SecurityLocked":true}')`)
 	db.Close()
 	s, err := OpenSQLite(context.Background(), path)
 	if err != nil {
@@ -97,6 +99,11 @@ func TestMigrateFromSchema1(t *testing.T) {
 		disks, _, err := tx.ListDisks(meta.DiskFilter{AccountID: "a", Portable: &yes, Encrypted: &yes, MultiAttach: &no, KMSKeyID: "k1"})
 		if err != nil || len(disks) != 1 || disks[0].ID != "d-old" {
 			t.Errorf("old disk by its flags after migration: %v %v", disks, err)
+		}
+		// Schema 6 takes an instance's image, type and lock from its record.
+		insts, _, err := tx.ListInstances(meta.InstanceFilter{AccountID: "a", ImageID: "img-1", InstanceType: "ecs.g7.large", SecurityLocked: &yes})
+		if err != nil || len(insts) != 1 || insts[0].ID != "i-old" {
+			t.Errorf("old instance by its attributes after migration: %v %v", insts, err)
 		}
 		return nil
 	})

@@ -138,6 +138,18 @@ func (w *where) flag(col string, v *bool) {
 	}
 }
 
+// glob keeps the rows whose col matches pattern, in which only * is
+// special (any run of characters); case counts. "" keeps every row.
+func (w *where) glob(col, pattern string) {
+	if pattern == "" {
+		return
+	}
+	// SQLite's GLOB also gives ? and [ a meaning: bracket them so that
+	// they match themselves.
+	esc := strings.NewReplacer("[", "[[]", "?", "[?]").Replace(pattern)
+	w.add(col+" GLOB ?", esc)
+}
+
 // createdBetween keeps the rows created in [after, before]; a zero time
 // leaves that side open.
 func (w *where) createdBetween(after, before time.Time) {
