@@ -280,7 +280,7 @@ func (s *Service) ResetSnapshot(ctx context.Context, c ecs.Caller, p param.Value
 	if err != nil {
 		return nil, err
 	}
-	stop, _, err := p.Bool("StopDesktop", apierr.InvalidParameter("StopDesktop", "Valid values: true, false."))
+	stop, _, err := ecs.BoolParam(p, "StopDesktop")
 	if err != nil {
 		return nil, err
 	}

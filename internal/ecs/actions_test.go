@@ -442,3 +442,23 @@ func TestDescribeInstancesFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestBoolParametersAreChecked: a true/false parameter with another value
+// is 400 InvalidParameter naming it and its values, and nothing is made.
+func TestBoolParametersAreChecked(t *testing.T) {
+	s, c := reviewService(t)
+	ctx := context.Background()
+	_, err := s.RunInstances(ctx, c, values("RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "ImageId", "aliyun_3_x64",
+		"InstanceType", "ecs.g7.large", "DryRun", "maybe"))
+	if e := apierr.As(err); e == nil || e.Code != "InvalidParameter" || e.HTTPStatus != 400 || !strings.Contains(e.Message, `"DryRun"`) {
+		t.Errorf("RunInstances DryRun=maybe: %v", err)
+	}
+	r, err := s.DescribeInstances(ctx, c, values("RegionId", "cn-hangzhou"))
+	if err != nil || r.(*DescribeInstancesResponse).TotalCount != 0 {
+		t.Errorf("RunInstances with a bad DryRun made instances: %v %+v", err, r)
+	}
+	_, err = s.DescribeSnapshots(ctx, c, values("RegionId", "cn-hangzhou", "Encrypted", "maybe"))
+	if e := apierr.As(err); e == nil || e.Code != "InvalidParameter" || e.HTTPStatus != 400 || !strings.Contains(e.Message, "Valid values: true, false.") {
+		t.Errorf("DescribeSnapshots Encrypted=maybe: %v", err)
+	}
+}

@@ -39,7 +39,7 @@ func (s *Service) SetState(ctx context.Context, c Caller, p param.Values) (any, 
 		return nil, apierr.InvalidParameter("State", "Known states: account "+strings.Join(states["account"], ",")+
 			"; instance "+strings.Join(states["instance"], ",")+"; disk "+strings.Join(states["disk"], ",")+".")
 	}
-	on, ok, err := p.Bool("Value", apierr.InvalidParameter("Value", "Valid values: true, false."))
+	on, ok, err := BoolParam(p, "Value")
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func (s *Service) CreateDisk(ctx context.Context, c Caller, p param.Values) (any
 	if err != nil {
 		return nil, err
 	}
-	encrypted, _, err := p.Bool("Encrypted", apierr.InvalidParameter("Encrypted", "Valid values: true, false."))
+	encrypted, _, err := BoolParam(p, "Encrypted")
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +241,7 @@ func (s *Service) AttachDisk(ctx context.Context, c Caller, p param.Values) (any
 	if _, err := p.Required("InstanceId"); err != nil {
 		return nil, err
 	}
-	dwi, hasDWI, err := p.Bool("DeleteWithInstance", apierr.InvalidParameter("DeleteWithInstance", ""))
+	dwi, hasDWI, err := BoolParam(p, "DeleteWithInstance")
 	if err != nil {
 		return nil, err
 	}

@@ -147,7 +147,7 @@ func diskFlagFilters(p param.Values, f *meta.DiskFilter) (none bool, err error) 
 		name string
 		dst  **bool
 	}{{"Portable", &f.Portable}, {"DeleteWithInstance", &f.DeleteWithInstance}, {"DeleteAutoSnapshot", &f.DeleteAutoSnapshot}, {"Encrypted", &f.Encrypted}} {
-		v, ok, err := p.Bool(b.name, apierr.InvalidParameter(b.name, "Valid values: true, false."))
+		v, ok, err := BoolParam(p, b.name)
 		if err != nil {
 			return false, err
 		}

@@ -141,7 +141,9 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 	if err := s.dataDiskSnapshots(ctx, c, reg, data); err != nil {
 		return nil, err
 	}
-	if dry, _, _ := p.Bool("DryRun", apierr.InvalidParameter("DryRun", "")); dry {
+	if dry, _, err := BoolParam(p, "DryRun"); err != nil {
+		return nil, err
+	} else if dry {
 		return nil, apierr.DryRunOperation
 	}
 	// IDs are chosen and the disks' data made before the commit, so that
@@ -311,7 +313,7 @@ func (s *Service) instanceAction(tx meta.Tx, c Caller, p param.Values) (*meta.In
 }
 
 func dryRun(p param.Values) error {
-	dry, _, err := p.Bool("DryRun", apierr.InvalidParameter("DryRun", ""))
+	dry, _, err := BoolParam(p, "DryRun")
 	if err != nil {
 		return err
 	}
@@ -408,7 +410,7 @@ func (s *Service) instanceStateChange(ctx context.Context, c Caller, p param.Val
 // Force=true). Disks with DeleteWithInstance go with it; the others are
 // detached. Snapshots are kept.
 func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) (any, error) {
-	force, _, err := p.Bool("Force", apierr.InvalidParameter("Force", ""))
+	force, _, err := BoolParam(p, "Force")
 	if err != nil {
 		return nil, err
 	}

@@ -187,6 +187,12 @@ func timeFilters(p param.Values, keys ...string) (map[string]time.Time, error) {
 	return out, nil
 }
 
+// BoolParam decodes the true/false parameter name (absent: ok false);
+// another value is 400 InvalidParameter naming it.
+func BoolParam(p param.Values, name string) (v, ok bool, err error) {
+	return p.Bool(name, apierr.InvalidParameter(name, "Valid values: true, false."))
+}
+
 // retentionDays decodes RetentionDays: 1-65536, 0 when absent.
 func retentionDays(p param.Values) (int, error) {
 	n, ok, err := p.Int("RetentionDays", apierr.InvalidRetentionDays)

@@ -62,7 +62,7 @@ func parseCreateSnapshot(p param.Values) (*snapshotRequest, error) {
 			return nil, apierr.InvalidSnapshotCategory
 		}
 	}
-	ia, hasIA, err := p.Bool("InstantAccess", apierr.InvalidParameter("InstantAccess", "Valid values: true, false."))
+	ia, hasIA, err := BoolParam(p, "InstantAccess")
 	if err != nil {
 		return nil, err
 	}

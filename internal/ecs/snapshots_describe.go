@@ -109,7 +109,7 @@ func (s *Service) DescribeSnapshots(ctx context.Context, c Caller, p param.Value
 	default:
 		return nil, apierr.InvalidSnapshotCategory
 	}
-	if enc, ok, err := p.Bool("Encrypted", apierr.InvalidParameter("Encrypted", "")); err != nil {
+	if enc, ok, err := BoolParam(p, "Encrypted"); err != nil {
 		return nil, err
 	} else if ok {
 		f.Encrypted = &enc

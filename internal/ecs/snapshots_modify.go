@@ -28,7 +28,7 @@ func (s *Service) DeleteSnapshot(ctx context.Context, c Caller, p param.Values) 
 	if err != nil {
 		return nil, err
 	}
-	force, _, err := p.Bool("Force", apierr.InvalidParameter("Force", "Valid values: true, false."))
+	force, _, err := BoolParam(p, "Force")
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (s *Service) ResetDisk(ctx context.Context, c Caller, p param.Values) (any,
 	if err != nil {
 		return nil, err
 	}
-	dry, _, err := p.Bool("DryRun", apierr.InvalidParameter("DryRun", ""))
+	dry, _, err := BoolParam(p, "DryRun")
 	if err != nil {
 		return nil, err
 	}
