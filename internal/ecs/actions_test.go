@@ -462,3 +462,62 @@ func TestBoolParametersAreChecked(t *testing.T) {
 		t.Errorf("DescribeSnapshots Encrypted=maybe: %v", err)
 	}
 }
+
+// TestLooseValuesAreRefused: values that used to be read loosely (a JSON
+// null ID list, a size with a unit, a yes/no flag) or not at all (DryRun
+// of the listings) get their error.
+func TestLooseValuesAreRefused(t *testing.T) {
+	s, c := reviewService(t)
+	ctx := context.Background()
+	if _, err := s.CreateDisk(ctx, c, values("RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "DiskCategory", "cloud_essd", "Size", "40")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(kv ...string) error {
+		_, err := s.RunInstances(ctx, c, values(append([]string{"RegionId", "cn-hangzhou", "ZoneId", "cn-hangzhou-h", "ImageId", "aliyun_3_x64",
+			"InstanceType", "ecs.g7.large", "DataDisk.1.Category", "cloud_essd"}, kv...)...))
+		return err
+	}
+	for _, tc := range []struct {
+		name   string
+		call   func() error
+		code   string
+		status int
+	}{
+		{"DescribeDisks DiskIds=null", func() error {
+			_, err := s.DescribeDisks(ctx, c, values("RegionId", "cn-hangzhou", "DiskIds", "null"))
+			return err
+		}, "InvalidParameter.DiskIds", 400},
+		{"DescribeSnapshots SnapshotIds=null", func() error {
+			_, err := s.DescribeSnapshots(ctx, c, values("RegionId", "cn-hangzhou", "SnapshotIds", "null"))
+			return err
+		}, "InvalidSnapshotIds.Malformed", 403},
+		{"DescribeInstances InstanceIds=null", func() error {
+			_, err := s.DescribeInstances(ctx, c, values("RegionId", "cn-hangzhou", "InstanceIds", "null"))
+			return err
+		}, "InvalidParameter", 400},
+		{"DataDisk size with a unit", func() error { return run("DataDisk.1.Size", "40GiB") }, "InvalidDataDiskSize.ValueNotSupported", 400},
+		{"DataDisk fractional size", func() error { return run("DataDisk.1.Size", "40.5") }, "InvalidDataDiskSize.ValueNotSupported", 400},
+		{"DataDisk DeleteWithInstance=yes", func() error { return run("DataDisk.1.Size", "40", "DataDisk.1.DeleteWithInstance", "yes") }, "InvalidParameter", 400},
+		{"DescribeDisks DryRun", func() error {
+			_, err := s.DescribeDisks(ctx, c, values("RegionId", "cn-hangzhou", "DryRun", "true"))
+			return err
+		}, "DryRunOperation", 400},
+		{"DescribeInstances DryRun", func() error {
+			_, err := s.DescribeInstances(ctx, c, values("RegionId", "cn-hangzhou", "DryRun", "true"))
+			return err
+		}, "DryRunOperation", 400},
+		{"DescribeDisks DryRun=maybe", func() error {
+			_, err := s.DescribeDisks(ctx, c, values("RegionId", "cn-hangzhou", "DryRun", "maybe"))
+			return err
+		}, "InvalidParameter", 400},
+	} {
+		err := tc.call()
+		if e := apierr.As(err); e == nil || e.Code != tc.code || e.HTTPStatus != tc.status {
+			t.Errorf("%s: %v, want %d %s", tc.name, err, tc.status, tc.code)
+		}
+	}
+	r, err := s.DescribeInstances(ctx, c, values("RegionId", "cn-hangzhou"))
+	if err != nil || r.(*DescribeInstancesResponse).TotalCount != 0 {
+		t.Errorf("a refused RunInstances made instances: %v", err)
+	}
+}

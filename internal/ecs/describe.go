@@ -165,6 +165,9 @@ func (s *Service) DescribeInstances(ctx context.Context, c Caller, p param.Value
 	if err != nil {
 		return nil, err
 	}
+	if err := dryRun(p); err != nil {
+		return nil, err
+	}
 	resp := &DescribeInstancesResponse{PageNumber: pg.Number, PageSize: pg.Size}
 	resp.Instances.Instance = []InstanceItem{}
 	if none {

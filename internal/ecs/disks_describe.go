@@ -114,6 +114,9 @@ func (s *Service) DescribeDisks(ctx context.Context, c Caller, p param.Values) (
 	if err != nil {
 		return nil, err
 	}
+	if err := dryRun(p); err != nil {
+		return nil, err
+	}
 	resp := &DescribeDisksResponse{PageNumber: pg.Number, PageSize: pg.Size}
 	resp.Disks.Disk = []DiskItem{}
 	if none {

@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/snapstack/snapstack/internal/apierr"
@@ -110,15 +111,18 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 		if _, ok := cloudCategories[d.category]; !ok {
 			return nil, apierr.InvalidDataDiskCat
 		}
-		if v, ok := e.Get("DeleteWithInstance"); ok {
-			d.deleteWithInstance = strings.EqualFold(v, "true")
+		if v, ok, err := e.Bool("DeleteWithInstance", apierr.InvalidParameter(fmt.Sprintf("DataDisk.%d.DeleteWithInstance", e.N), "Valid values: true, false.")); err != nil {
+			return nil, err
+		} else if ok {
+			d.deleteWithInstance = v
 		}
 		// With SnapshotId, Size may be left out: the disk takes the
 		// snapshot's size (or Size, when larger; checked below).
 		d.snapshotID = e.Fields["SnapshotId"]
 		var n int
 		if size, ok := e.Get("Size"); ok || d.snapshotID == "" {
-			if _, err := fmt.Sscanf(size, "%d", &n); err != nil || !diskSizeOK(d.category, n) {
+			var err error
+			if n, err = strconv.Atoi(size); err != nil || !diskSizeOK(d.category, n) {
 				return nil, apierr.InvalidDataDiskSize
 			}
 		}
@@ -141,10 +145,8 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 	if err := s.dataDiskSnapshots(ctx, c, reg, data); err != nil {
 		return nil, err
 	}
-	if dry, _, err := BoolParam(p, "DryRun"); err != nil {
+	if err := dryRun(p); err != nil {
 		return nil, err
-	} else if dry {
-		return nil, apierr.DryRunOperation
 	}
 	// IDs are chosen and the disks' data made before the commit, so that
 	// a committed disk always has its data; a failed commit releases it.

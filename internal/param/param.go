@@ -68,7 +68,11 @@ func (p Values) Int(name string, bad *apierr.Error) (n int64, ok bool, err error
 // Bool returns the boolean value of name; ok is false when absent.
 // "true"/"false" in any case are accepted; anything else yields bad.
 func (p Values) Bool(name string, bad *apierr.Error) (b, ok bool, err error) {
-	s := p.v.Get(name)
+	return parseBool(p.v.Get(name), bad)
+}
+
+// parseBool decodes true or false (any case); "" is absent (ok false).
+func parseBool(s string, bad *apierr.Error) (b, ok bool, err error) {
 	if s == "" {
 		return false, false, nil
 	}
@@ -96,6 +100,11 @@ func (e Entry) Get(names ...string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Bool decodes the element's sub-key as Values.Bool does.
+func (e Entry) Bool(sub string, bad *apierr.Error) (b, ok bool, err error) {
+	return parseBool(e.Fields[sub], bad)
 }
 
 // List returns the elements of the repeat list prefix ("Tag" for
@@ -138,7 +147,9 @@ func (p Values) JSONList(name string, bad *apierr.Error) (list []string, ok bool
 		return nil, false, nil
 	}
 	list = []string{}
-	if err := json.Unmarshal([]byte(p.v.Get(name)), &list); err != nil {
+	// JSON null decodes without an error into a nil slice, which filters
+	// read as "no filter": refuse it like any other non-array.
+	if err := json.Unmarshal([]byte(p.v.Get(name)), &list); err != nil || list == nil {
 		return nil, false, bad
 	}
 	return list, true, nil
