@@ -348,16 +348,27 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 	if err != nil {
 		return nil, err
 	}
-	pg, err := ecs.ParseTokenPage(p, 100, 10)
+	pg, err := ecs.ParsePage(p, 100, 10)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := ecs.TagFilters(p)
 	if err != nil {
 		return nil, err
 	}
 	f := meta.InstanceFilter{AccountID: c.AccountID, Product: Product, RegionID: reg.ID, Name: p.String("DesktopName"),
-		Status: p.String("DesktopStatus"), Now: s.core.Clock().Now(), Page: pg.Page}
+		Status: p.String("DesktopStatus"), Now: s.core.Clock().Now(), Tags: tags, Page: pg.Page}
 	if ids != nil {
 		f.IDs = ids
 	}
 	resp := &DescribeDesktopsResponse{Desktops: []DesktopItem{}}
+	var osTypes []string
+	for _, e := range p.List("OsTypes") {
+		osTypes = append(osTypes, e.Fields[""])
+	}
+	if !osTypeMatches(osTypes...) {
+		return resp, nil
+	}
 	err = s.core.Store().View(ctx, func(tx meta.Tx) error {
 		list, total, err := tx.ListInstances(f)
 		if err != nil {
@@ -381,9 +392,26 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 	return resp, nil
 }
 
+// desktopOS is the OsType of every desktop.
+const desktopOS = "Windows"
+
+// osTypeMatches reports whether a desktop's OsType is among want (any
+// case); no value matches every desktop.
+func osTypeMatches(want ...string) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, w := range want {
+		if strings.EqualFold(w, desktopOS) {
+			return true
+		}
+	}
+	return false
+}
+
 func desktopItem(d *meta.Instance, sys, data *meta.Disk) DesktopItem {
 	it := DesktopItem{DesktopId: d.ID, DesktopName: d.Name, DesktopStatus: d.Status, DesktopType: d.InstanceType, Cpu: 2, Memory: 4096,
-		OsType: "Windows", ImageId: d.ImageID, BundleId: d.Attrs["BundleId"], OfficeSiteId: d.Attrs["OfficeSiteId"],
+		OsType: desktopOS, ImageId: d.ImageID, BundleId: d.Attrs["BundleId"], OfficeSiteId: d.Attrs["OfficeSiteId"],
 		PolicyGroupId: d.Attrs["PolicyGroupId"], ChargeType: d.Attrs["ChargeType"], CreationTime: ecs.MinuteString(d.CreatedAt),
 		StartTime: ecs.MinuteString(d.StartedAt), ConnectionStatus: "Disconnected", ProtocolType: "ASP",
 		ManagementFlag: "NoFlag", ManagementFlags: []string{"NoFlag"}, EndUserIds: []string{}, Disks: []DiskItem{}, Tags: []TagItem{}}

@@ -103,7 +103,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, c ecs.Caller, p param.Valu
 			Name: name, Description: desc, DiskID: disk.ID, DiskType: disk.Type, DiskCategory: disk.Category,
 			DiskSizeGiB: disk.SizeGiB, InstanceID: d.ID, Status: ecs.SnapProgressing, Category: "standard", Type: "user",
 			Usage: "none", ResourceGroupID: d.ResourceGroupID, CreatedAt: now, ModifiedAt: now,
-			Tags: []meta.Tag{{Key: "acs:ecd:creator", Value: c.AccessKeyID}}}
+			Tags: []meta.Tag{{Key: creatorTag, Value: c.AccessKeyID}}}
 		return tx.PutSnapshot(snap)
 	})
 	if err != nil {
@@ -188,8 +188,25 @@ func (s *Service) DescribeSnapshots(ctx context.Context, c ecs.Caller, p param.V
 		return nil, err
 	}
 	f.Page = pg.Page
+	if creator := p.String("Creator"); creator != "" {
+		f.Tags = append(f.Tags, meta.TagFilter{Key: creatorTag, Value: creator, HasValue: true})
+	}
 	resp := &DescribeSnapshotsResponse{Snapshots: []SnapshotItem{}}
+	if os := p.String("OsType"); os != "" && !osTypeMatches(os) {
+		return resp, nil
+	}
 	err = s.core.Store().View(ctx, func(tx meta.Tx) error {
+		if name := p.String("DesktopName"); name != "" {
+			// The snapshots of the desktops of that name (taken on them).
+			desks, _, err := tx.ListInstances(meta.InstanceFilter{AccountID: c.AccountID, Product: Product, RegionID: reg.ID, Name: name})
+			if err != nil {
+				return err
+			}
+			f.InstanceIDs = []string{}
+			for _, d := range desks {
+				f.InstanceIDs = append(f.InstanceIDs, d.ID)
+			}
+		}
 		list, total, err := tx.ListSnapshots(f)
 		if err != nil {
 			return err
@@ -211,6 +228,11 @@ func (s *Service) DescribeSnapshots(ctx context.Context, c ecs.Caller, p param.V
 	return resp, nil
 }
 
+// creatorTag is the tag that records who created an EDS snapshot (the
+// AccessKey ID of the CreateSnapshot call): DescribeSnapshots reports it
+// as Creator and filters on it.
+const creatorTag = "acs:ecd:creator"
+
 func snapshotItem(snap *meta.Snapshot) SnapshotItem {
 	it := SnapshotItem{SnapshotId: snap.ID, SnapshotName: snap.Name, Description: snap.Description,
 		Status: strings.ToUpper(snap.Status), Progress: ecs.SnapshotProgress(snap), RemainTime: 0,
@@ -221,7 +243,7 @@ func snapshotItem(snap *meta.Snapshot) SnapshotItem {
 		it.RemainTime = -1
 	}
 	for _, t := range snap.Tags {
-		if t.Key == "acs:ecd:creator" {
+		if t.Key == creatorTag {
 			it.Creator = t.Value
 		}
 	}

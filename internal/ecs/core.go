@@ -114,7 +114,8 @@ type TokenPage struct {
 	pg paging
 }
 
-// ParseTokenPage reads NextToken and MaxResults (1..max, default def).
+// ParseTokenPage reads NextToken and MaxResults (1..max, default def);
+// PageNumber and PageSize are not read.
 func ParseTokenPage(p param.Values, max, def int) (TokenPage, error) {
 	pg, err := parsePaging(p, pagingLimits{min: 1, max: max, def: def})
 	if err != nil {
@@ -125,6 +126,19 @@ func ParseTokenPage(p param.Values, max, def int) (TokenPage, error) {
 	}
 	return TokenPage{Page: pg.Page, pg: pg}, nil
 }
+
+// ParsePage reads NextToken and MaxResults (1..max, default def), or,
+// when neither is given, PageNumber and PageSize (spec 0.2, "Both").
+func ParsePage(p param.Values, max, def int) (TokenPage, error) {
+	pg, err := parsePaging(p, pagingLimits{min: 1, max: max, def: def})
+	if err != nil {
+		return TokenPage{}, err
+	}
+	return TokenPage{Page: pg.Page, pg: pg}, nil
+}
+
+// TagFilters decodes Tag.N.Key/Value filters as the ECS listings do.
+func TagFilters(p param.Values) ([]meta.TagFilter, error) { return tagFilters(p) }
 
 // Next returns the NextToken after a page of n items out of total.
 func (t TokenPage) Next(n, total int) string { return t.pg.next(n, total) }

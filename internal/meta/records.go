@@ -182,7 +182,10 @@ type SnapshotFilter struct {
 	KMSKeyID        string
 	// DiskIDs, when not nil, selects snapshots of these disks only (an
 	// empty list selects none).
-	DiskIDs       []string
+	DiskIDs []string
+	// InstanceIDs, when not nil, selects snapshots taken on these
+	// instances only (an empty list selects none).
+	InstanceIDs   []string
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
 	Tags          []TagFilter

@@ -382,3 +382,101 @@ func TestApsaraRouteJSON(t *testing.T) {
 		t.Errorf("JSON body under an RPC signature: status %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestEDSListings: DescribeDesktops pages by PageNumber/PageSize and
+// filters on tags and OS types; DescribeSnapshots filters on the
+// desktop's name, the creator and the OS type (official ecd SDK).
+func TestEDSListings(t *testing.T) {
+	e := start(t, "")
+	c := e.ecdClient()
+	create := func(name, team string) string {
+		t.Helper()
+		cr := ecd.CreateCreateDesktopsRequest()
+		e.point(cr)
+		cr.OfficeSiteId, cr.BundleId, cr.DesktopName = "cn-hangzhou+dir-1", "b-default", name
+		cr.Tag = &[]ecd.CreateDesktopsTag{{Key: "team", Value: team}}
+		cr.QueryParams["SystemDiskSize"], cr.QueryParams["DataDiskSize"] = "1", "1"
+		created, err := c.CreateDesktops(cr)
+		if err != nil || len(created.DesktopId) != 1 {
+			t.Fatalf("CreateDesktops: %v", err)
+		}
+		return created.DesktopId[0]
+	}
+	alpha, beta, gamma := create("alpha", "red"), create("beta", "blue"), create("gamma", "red")
+	e.waitDesktop(c, alpha, "Running")
+
+	list := func(set func(r *ecd.DescribeDesktopsRequest)) []string {
+		t.Helper()
+		r := ecd.CreateDescribeDesktopsRequest()
+		e.point(r)
+		set(r)
+		resp, err := c.DescribeDesktops(r)
+		if err != nil {
+			t.Fatalf("DescribeDesktops: %v", err)
+		}
+		var ids []string
+		for _, d := range resp.Desktops {
+			ids = append(ids, d.DesktopId)
+		}
+		return ids
+	}
+	// Newest first: gamma, beta, alpha.
+	if got := list(func(r *ecd.DescribeDesktopsRequest) {
+		r.QueryParams["PageNumber"], r.QueryParams["PageSize"] = "2", "1"
+	}); len(got) != 1 || got[0] != beta {
+		t.Errorf("page 2 of size 1 = %v, want [%s]", got, beta)
+	}
+	if got := list(func(r *ecd.DescribeDesktopsRequest) { r.MaxResults = "2" }); len(got) != 2 || got[0] != gamma {
+		t.Errorf("MaxResults 2 = %v", got)
+	}
+	if got := list(func(r *ecd.DescribeDesktopsRequest) { r.Tag = &[]ecd.DescribeDesktopsTag{{Key: "team", Value: "red"}} }); len(got) != 2 || got[0] != gamma || got[1] != alpha {
+		t.Errorf("team=red = %v, want [%s %s]", got, gamma, alpha)
+	}
+	if got := list(func(r *ecd.DescribeDesktopsRequest) { r.OsTypes = &[]string{"Linux"} }); len(got) != 0 {
+		t.Errorf("OsTypes Linux = %v, want none (desktops run Windows)", got)
+	}
+	if got := list(func(r *ecd.DescribeDesktopsRequest) { r.OsTypes = &[]string{"Linux", "Windows"} }); len(got) != 3 {
+		t.Errorf("OsTypes Linux,Windows = %v, want all", got)
+	}
+
+	sr := ecd.CreateCreateSnapshotRequest()
+	e.point(sr)
+	sr.DesktopId, sr.SnapshotName, sr.SourceDiskType = alpha, "alpha-sys", "system"
+	snap, err := c.CreateSnapshot(sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := func(set func(r *ecd.DescribeSnapshotsRequest)) int {
+		t.Helper()
+		r := ecd.CreateDescribeSnapshotsRequest()
+		e.point(r)
+		set(r)
+		resp, err := c.DescribeSnapshots(r)
+		if err != nil {
+			t.Fatalf("DescribeSnapshots: %v", err)
+		}
+		for _, s := range resp.Snapshots {
+			if s.SnapshotId != snap.SnapshotId {
+				t.Errorf("unexpected snapshot %s", s.SnapshotId)
+			}
+		}
+		return len(resp.Snapshots)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(r *ecd.DescribeSnapshotsRequest)
+		want int
+	}{
+		{"DesktopName alpha", func(r *ecd.DescribeSnapshotsRequest) { r.DesktopName = "alpha" }, 1},
+		{"DesktopName beta", func(r *ecd.DescribeSnapshotsRequest) { r.DesktopName = "beta" }, 0},
+		{"DesktopName none", func(r *ecd.DescribeSnapshotsRequest) { r.DesktopName = "delta" }, 0},
+		{"Creator", func(r *ecd.DescribeSnapshotsRequest) { r.Creator = testKey }, 1},
+		{"another Creator", func(r *ecd.DescribeSnapshotsRequest) { r.Creator = "LTAIsomeoneelse" }, 0},
+		{"OsType Windows", func(r *ecd.DescribeSnapshotsRequest) { r.QueryParams["OsType"] = "Windows" }, 1},
+		{"OsType Linux", func(r *ecd.DescribeSnapshotsRequest) { r.QueryParams["OsType"] = "Linux" }, 0},
+	} {
+		if got := snaps(tc.set); got != tc.want {
+			t.Errorf("DescribeSnapshots %s: %d snapshots, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -360,6 +360,9 @@ func testSnapshots(t *testing.T, s meta.Store) {
 			if i == 24 {
 				sn.DiskID, sn.RegionID = "d-3", "cn-beijing"
 			}
+			if i%10 == 3 {
+				sn.InstanceID = fmt.Sprintf("i-%d", i/10)
+			}
 			if err := tx.PutSnapshot(sn); err != nil {
 				return err
 			}
@@ -373,6 +376,13 @@ func testSnapshots(t *testing.T, s meta.Store) {
 		}
 		if n != 25 || len(got) != 10 || got[0].ID != "s-14" {
 			t.Errorf("page 2: total %d len %d first %v", n, len(got), got)
+		}
+		got, _, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", InstanceIDs: []string{"i-0", "i-2"}})
+		if len(got) != 2 || got[0].ID != "s-23" || got[1].ID != "s-03" {
+			t.Errorf("InstanceIDs i-0, i-2: %v", got)
+		}
+		if _, n, _ := tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", InstanceIDs: []string{}}); n != 0 {
+			t.Errorf("empty InstanceIDs selected %d snapshots", n)
 		}
 		_, n, _ = tx.ListSnapshots(meta.SnapshotFilter{AccountID: "acc1", DiskID: "d-2", Status: "progressing"})
 		if n != 5 {
