@@ -194,6 +194,10 @@ func (s *Service) changeDesktops(ctx context.Context, c ecs.Caller, p param.Valu
 	if _, err := p.Required("RegionId"); err != nil {
 		return nil, err
 	}
+	reg, err := s.core.Region(p)
+	if err != nil {
+		return nil, err
+	}
 	ids, err := desktopIDs(p, true)
 	if err != nil {
 		return nil, err
@@ -202,7 +206,7 @@ func (s *Service) changeDesktops(ctx context.Context, c ecs.Caller, p param.Valu
 	err = s.core.Store().Update(ctx, func(tx meta.Tx) error {
 		disks = disks[:0]
 		for _, id := range ids {
-			d, err := s.loadDesktop(tx, c, id)
+			d, err := s.loadDesktop(tx, c, reg.ID, id)
 			if err != nil {
 				return err
 			}

@@ -81,10 +81,11 @@ func (s *Service) Actions() map[string]Handler {
 // for the authorization layer.
 func RAMAction(action string) string { return "ecd:" + action }
 
-// loadDesktop reads a desktop of the caller, settled as of now.
-func (s *Service) loadDesktop(tx meta.Tx, c ecs.Caller, id string) (*meta.Instance, error) {
+// loadDesktop reads a desktop of the caller in region regionID ("": in
+// any), settled as of now; one in another region is not found.
+func (s *Service) loadDesktop(tx meta.Tx, c ecs.Caller, regionID, id string) (*meta.Instance, error) {
 	d, err := tx.GetInstance(c.AccountID, id)
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && d.Product != Product) {
+	if errors.Is(err, meta.ErrNotFound) || (err == nil && (d.Product != Product || (regionID != "" && d.RegionID != regionID))) {
 		return nil, errDesktopNotFound
 	}
 	if err != nil {

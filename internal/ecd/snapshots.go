@@ -74,7 +74,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, c ecs.Caller, p param.Valu
 	}
 	var snap *meta.Snapshot
 	err = s.core.Store().Update(ctx, func(tx meta.Tx) error {
-		d, err := s.loadDesktop(tx, c, desktopID)
+		d, err := s.loadDesktop(tx, c, reg.ID, desktopID)
 		if err != nil {
 			return err
 		}
@@ -318,7 +318,7 @@ func (s *Service) ResetSnapshot(ctx context.Context, c ecs.Caller, p param.Value
 		if snap.Status != ecs.SnapAccomplished {
 			return errSnapshotNotReady
 		}
-		d, err := s.loadDesktop(tx, c, snap.InstanceID)
+		d, err := s.loadDesktop(tx, c, "", snap.InstanceID)
 		if err != nil {
 			return err
 		}

@@ -479,4 +479,14 @@ func TestEDSListings(t *testing.T) {
 			t.Errorf("DescribeSnapshots %s: %d snapshots, want %d", tc.name, got, tc.want)
 		}
 	}
+
+	// A desktop is acted on in its own region only.
+	stop := ecd.CreateStopDesktopsRequest()
+	e.point(stop)
+	stop.RegionId, stop.DesktopId = "xx-nowhere", &[]string{alpha}
+	_, err = c.StopDesktops(stop)
+	wantLegacyError(t, err, 404, "InvalidRegionId.NotFound")
+	if st, _, _ := e.desktopStatus(c, alpha); st != "Running" {
+		t.Errorf("after StopDesktops in an unknown region the desktop is %s", st)
+	}
 }
