@@ -173,12 +173,7 @@ func chargeType(p param.Values) string {
 
 // desktopIDs reads DesktopId.N (1..100).
 func desktopIDs(p param.Values, required bool) ([]string, error) {
-	var ids []string
-	for _, e := range p.List("DesktopId") {
-		if v := e.Fields[""]; v != "" {
-			ids = append(ids, v)
-		}
-	}
+	ids := p.Strings("DesktopId")
 	if len(ids) > 100 {
 		return nil, errTooManyDesktopIDs
 	}
@@ -366,11 +361,7 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 		f.IDs = ids
 	}
 	resp := &DescribeDesktopsResponse{Desktops: []DesktopItem{}}
-	var osTypes []string
-	for _, e := range p.List("OsTypes") {
-		osTypes = append(osTypes, e.Fields[""])
-	}
-	if !osTypeMatches(osTypes...) {
+	if !osTypeMatches(p.Strings("OsTypes")...) {
 		return resp, nil
 	}
 	err = s.core.Store().View(ctx, func(tx meta.Tx) error {

@@ -253,12 +253,7 @@ func snapshotItem(snap *meta.Snapshot) SnapshotItem {
 // DeleteSnapshot deletes EDS snapshots (SnapshotId.N, 1-100); unknown IDs
 // are ignored, as the document says.
 func (s *Service) DeleteSnapshot(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
-	var ids []string
-	for _, e := range p.List("SnapshotId") {
-		if v := e.Fields[""]; v != "" {
-			ids = append(ids, v)
-		}
-	}
+	ids := p.Strings("SnapshotId")
 	if len(ids) == 0 {
 		return nil, apierr.MissingParameter("SnapshotId.1")
 	}

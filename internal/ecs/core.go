@@ -117,22 +117,22 @@ type TokenPage struct {
 // ParseTokenPage reads NextToken and MaxResults (1..max, default def);
 // PageNumber and PageSize are not read.
 func ParseTokenPage(p param.Values, max, def int) (TokenPage, error) {
-	pg, err := parsePaging(p, pagingLimits{min: 1, max: max, def: def})
-	if err != nil {
-		return TokenPage{}, err
-	}
-	if !pg.token {
-		pg.Offset, pg.Limit, pg.Size = 0, def, def
-	}
-	return TokenPage{Page: pg.Page, pg: pg}, nil
+	return parseTokenPage(p, max, def, false)
 }
 
 // ParsePage reads NextToken and MaxResults (1..max, default def), or,
 // when neither is given, PageNumber and PageSize (spec 0.2, "Both").
 func ParsePage(p param.Values, max, def int) (TokenPage, error) {
+	return parseTokenPage(p, max, def, true)
+}
+
+func parseTokenPage(p param.Values, max, def int, pageParams bool) (TokenPage, error) {
 	pg, err := parsePaging(p, pagingLimits{min: 1, max: max, def: def})
 	if err != nil {
 		return TokenPage{}, err
+	}
+	if !pg.token && !pageParams {
+		pg.Offset, pg.Limit, pg.Size = 0, def, def
 	}
 	return TokenPage{Page: pg.Page, pg: pg}, nil
 }

@@ -111,7 +111,7 @@ func (s *Service) RunInstances(ctx context.Context, c Caller, p param.Values) (a
 		if _, ok := cloudCategories[d.category]; !ok {
 			return nil, apierr.InvalidDataDiskCat
 		}
-		if v, ok, err := e.Bool("DeleteWithInstance", apierr.InvalidParameter(fmt.Sprintf("DataDisk.%d.DeleteWithInstance", e.N), "Valid values: true, false.")); err != nil {
+		if v, ok, err := e.Bool("DeleteWithInstance", invalidBool(fmt.Sprintf("DataDisk.%d.DeleteWithInstance", e.N))); err != nil {
 			return nil, err
 		} else if ok {
 			d.deleteWithInstance = v

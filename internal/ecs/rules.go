@@ -188,9 +188,15 @@ func timeFilters(p param.Values, keys ...string) (map[string]time.Time, error) {
 }
 
 // BoolParam decodes the true/false parameter name (absent: ok false);
-// another value is 400 InvalidParameter naming it.
+// another value is invalidBool(name).
 func BoolParam(p param.Values, name string) (v, ok bool, err error) {
-	return p.Bool(name, apierr.InvalidParameter(name, "Valid values: true, false."))
+	return p.Bool(name, invalidBool(name))
+}
+
+// invalidBool is the error of a true/false parameter with another value:
+// 400 InvalidParameter naming it and its values.
+func invalidBool(name string) *apierr.Error {
+	return apierr.InvalidParameter(name, "Valid values: true, false.")
 }
 
 // retentionDays decodes RetentionDays: 1-65536, 0 when absent.

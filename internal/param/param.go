@@ -138,6 +138,18 @@ func (p Values) List(prefix string) []Entry {
 	return out
 }
 
+// Strings returns the non-empty values of the plain repeat list prefix
+// (DesktopId.1, DesktopId.2, ...), ordered by N.
+func (p Values) Strings(prefix string) []string {
+	var out []string
+	for _, e := range p.List(prefix) {
+		if v := e.Fields[""]; v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // JSONList decodes a parameter whose value is a JSON array of strings
 // (SnapshotIds=["s-1","s-2"]). ok is false when the parameter is absent;
 // an empty array gives ok with an empty, non-nil slice. A value that is not
