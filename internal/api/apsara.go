@@ -91,8 +91,13 @@ func (s *Server) apsaraCall(r *http.Request, action, reqID string) (any, error) 
 }
 
 // mergeJSONParams flattens a JSON object body into RPC parameters: a
-// scalar becomes Name=value, a list of objects Name.N.Key=value, a list of
-// scalars Name.N=value.
+// scalar becomes Name=value, an object Name.Key=value, a list of objects
+// Name.N.Key=value (repeat list). A top-level list with no object or list
+// element (["s-1","s-2"]) stays one parameter holding its JSON encoding,
+// SnapshotIds=["s-1","s-2"], as the ECS 2014-05-26 actions served here
+// take their plain lists (SnapshotIds, DiskIds, InstanceIds) as JSON-array
+// strings and none reads a Name.N repeat list of scalars. A list of scalars
+// nested in an object or list element keeps Name.N=value.
 func mergeJSONParams(dst map[string][]string, body []byte) error {
 	var obj map[string]any
 	if err := json.Unmarshal(body, &obj); err != nil {
@@ -118,9 +123,25 @@ func mergeJSONParams(dst map[string][]string, body []byte) error {
 		}
 	}
 	for k, v := range obj {
+		if list, ok := v.([]any); ok && scalars(list) {
+			b, _ := json.Marshal(list)
+			dst[k] = append(dst[k], string(b))
+			continue
+		}
 		flatten(k, v)
 	}
 	return nil
+}
+
+// scalars reports whether no element of list is an object or a list.
+func scalars(list []any) bool {
+	for _, x := range list {
+		switch x.(type) {
+		case map[string]any, []any:
+			return false
+		}
+	}
+	return true
 }
 
 // apsaraError is the route's error body: the Alibaba envelope plus the

@@ -383,6 +383,47 @@ func TestApsaraRouteJSON(t *testing.T) {
 	}
 }
 
+// TestApsaraRouteJSONList: a top-level JSON list of IDs in a JSON body
+// reaches the action as the JSON-array parameter ECS reads
+// (SnapshotIds=["s-…"]), so the filter applies instead of being dropped.
+func TestApsaraRouteJSONList(t *testing.T) {
+	e := start(t, "")
+	_, sys, data := e.runInstance()
+	post := func(action, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+e.app.Addr+"/apsara/route/Ecs/"+action, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		signACS3(t, req, []byte(body), action)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", action, body, resp.StatusCode, raw)
+		}
+		return m
+	}
+	var snaps []string
+	for _, disk := range []string{data, sys} {
+		m := post("CreateSnapshot", `{"regionId":"cn-hangzhou","DiskId":"`+disk+`"}`)
+		snaps = append(snaps, m["SnapshotId"].(string))
+		e.waitAccomplished(snaps[len(snaps)-1])
+	}
+	m := post("DescribeSnapshots", `{"regionId":"cn-hangzhou","SnapshotIds":["`+snaps[0]+`"]}`)
+	list, _ := m["Snapshots"].(map[string]any)["Snapshot"].([]any)
+	if m["TotalCount"].(float64) != 1 || len(list) != 1 || list[0].(map[string]any)["SnapshotId"] != snaps[0] {
+		t.Errorf("DescribeSnapshots with SnapshotIds [%s] in a JSON body: %v", snaps[0], m)
+	}
+	m = post("DescribeDisks", `{"regionId":"cn-hangzhou","DiskIds":["`+data+`"]}`)
+	disks, _ := m["Disks"].(map[string]any)["Disk"].([]any)
+	if m["TotalCount"].(float64) != 1 || len(disks) != 1 || disks[0].(map[string]any)["DiskId"] != data {
+		t.Errorf("DescribeDisks with DiskIds [%s] in a JSON body: %v", data, m)
+	}
+}
+
 // TestEDSListings: DescribeDesktops pages by PageNumber/PageSize and
 // filters on tags and OS types; DescribeSnapshots filters on the
 // desktop's name, the creator and the OS type (official ecd SDK).
