@@ -356,12 +356,23 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 		return nil, err
 	}
 	f := meta.InstanceFilter{AccountID: c.AccountID, Product: Product, RegionID: reg.ID, Name: p.String("DesktopName"),
-		Status: p.String("DesktopStatus"), Now: s.core.Clock().Now(), Tags: tags, Page: pg.Page}
+		Status: p.String("DesktopStatus"), Statuses: p.Strings("DesktopStatusList"), ImageIDs: p.Strings("ImageId"),
+		InstanceType: p.String("DesktopType"), ResourceGroupID: p.String("ResourceGroupId"), Now: s.core.Clock().Now(),
+		Tags: tags, Page: pg.Page}
 	if ids != nil {
 		f.IDs = ids
 	}
+	for _, a := range []string{"OfficeSiteId", "PolicyGroupId", "ChargeType"} {
+		if v := p.String(a); v != "" {
+			if f.Attrs == nil {
+				f.Attrs = map[string]string{}
+			}
+			f.Attrs[a] = v
+		}
+	}
 	resp := &DescribeDesktopsResponse{Desktops: []DesktopItem{}}
-	if !osTypeMatches(p.Strings("OsTypes")...) {
+	if !osTypeMatches(p.Strings("OsTypes")...) || !oneOf(p.String("ProtocolType"), desktopProtocol) ||
+		!oneOf(p.String("ManagementFlag"), desktopFlag) {
 		return resp, nil
 	}
 	err = s.core.Store().View(ctx, func(tx meta.Tx) error {
@@ -387,8 +398,18 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 	return resp, nil
 }
 
-// desktopOS is the OsType of every desktop.
-const desktopOS = "Windows"
+// The OsType, ProtocolType and ManagementFlag of every desktop.
+const (
+	desktopOS       = "Windows"
+	desktopProtocol = "ASP"
+	desktopFlag     = "NoFlag"
+)
+
+// oneOf reports whether a filter value matches a desktop's value (any
+// case); "" matches every desktop.
+func oneOf(want, have string) bool {
+	return want == "" || strings.EqualFold(want, have)
+}
 
 // osTypeMatches reports whether a desktop's OsType is among want (any
 // case); no value matches every desktop.
@@ -408,8 +429,8 @@ func desktopItem(d *meta.Instance, sys, data *meta.Disk) DesktopItem {
 	it := DesktopItem{DesktopId: d.ID, DesktopName: d.Name, DesktopStatus: d.Status, DesktopType: d.InstanceType, Cpu: 2, Memory: 4096,
 		OsType: desktopOS, ImageId: d.ImageID, BundleId: d.Attrs["BundleId"], OfficeSiteId: d.Attrs["OfficeSiteId"],
 		PolicyGroupId: d.Attrs["PolicyGroupId"], ChargeType: d.Attrs["ChargeType"], CreationTime: ecs.MinuteString(d.CreatedAt),
-		StartTime: ecs.MinuteString(d.StartedAt), ConnectionStatus: "Disconnected", ProtocolType: "ASP",
-		ManagementFlag: "NoFlag", ManagementFlags: []string{"NoFlag"}, EndUserIds: []string{}, Disks: []DiskItem{}, Tags: []TagItem{}}
+		StartTime: ecs.MinuteString(d.StartedAt), ConnectionStatus: "Disconnected", ProtocolType: desktopProtocol,
+		ManagementFlag: desktopFlag, ManagementFlags: []string{desktopFlag}, EndUserIds: []string{}, Disks: []DiskItem{}, Tags: []TagItem{}}
 	if sys != nil {
 		it.SystemDiskSize, it.SystemDiskCategory = sys.SizeGiB, sys.Category
 		it.Disks = append(it.Disks, DiskItem{DiskId: sys.ID, DiskType: "SYSTEM", DiskSize: sys.SizeGiB, PerformanceLevel: "PL0"})

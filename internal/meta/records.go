@@ -42,14 +42,21 @@ type InstanceFilter struct {
 	IDs       []string // nil: no filter; empty: nothing matches
 	ZoneID    string
 	Status    string    // effective status, transitions settled as of Now
-	Now       time.Time // resolves transitions for the Status filter
-	Name      string
+	Now       time.Time // resolves transitions for the Status filters
+	// Statuses keeps the instances whose effective status is one of them
+	// (as Status, and besides it); nil: no filter.
+	Statuses []string
+	Name     string
 	// NameGlob matches names in which each * stands for any run of
 	// characters (the other characters match themselves, case
 	// included); "" matches every name.
-	NameGlob        string
-	ImageID         string
-	InstanceType    string
+	NameGlob     string
+	ImageID      string
+	ImageIDs     []string // nil: no filter; empty: nothing matches
+	InstanceType string
+	// Attrs keeps the instances whose product attributes (Instance.Attrs)
+	// hold each of these values; an absent attribute matches no value.
+	Attrs           map[string]string
 	SecurityLocked  *bool     // nil: no filter
 	CreatedAfter    time.Time // zero: no lower bound
 	CreatedBefore   time.Time // zero: no upper bound

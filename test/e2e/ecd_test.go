@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -479,6 +480,61 @@ func TestEDSListings(t *testing.T) {
 	if got := list(func(r *ecd.DescribeDesktopsRequest) { r.OsTypes = &[]string{"Linux", "Windows"} }); len(got) != 3 {
 		t.Errorf("OsTypes Linux,Windows = %v, want all", got)
 	}
+
+	// Attribute and status filters: delta differs from the others in
+	// office site, charge type, policy group and image; beta is stopped.
+	cr := ecd.CreateCreateDesktopsRequest()
+	e.point(cr)
+	cr.OfficeSiteId, cr.BundleId, cr.DesktopName = "cn-hangzhou+dir-2", "b-default", "delta"
+	cr.ChargeType, cr.PolicyGroupId, cr.ImageId = "PrePaid", "pg-2", "m-2"
+	cr.QueryParams["SystemDiskSize"], cr.QueryParams["DataDiskSize"] = "1", "1"
+	created, err := c.CreateDesktops(cr)
+	if err != nil {
+		t.Fatalf("CreateDesktops delta: %v", err)
+	}
+	delta := created.DesktopId[0]
+	for _, id := range []string{beta, gamma, delta} {
+		e.waitDesktop(c, id, "Running")
+	}
+	stopBeta := ecd.CreateStopDesktopsRequest()
+	e.point(stopBeta)
+	stopBeta.DesktopId = &[]string{beta}
+	if _, err := c.StopDesktops(stopBeta); err != nil {
+		t.Fatalf("StopDesktops: %v", err)
+	}
+	e.waitDesktop(c, beta, "Stopped")
+	for _, tc := range []struct {
+		name string
+		set  func(r *ecd.DescribeDesktopsRequest)
+		want []string
+	}{
+		{"OfficeSiteId", func(r *ecd.DescribeDesktopsRequest) { r.OfficeSiteId = "cn-hangzhou+dir-2" }, []string{delta}},
+		{"ChargeType PostPaid", func(r *ecd.DescribeDesktopsRequest) { r.ChargeType = "PostPaid" }, []string{gamma, beta, alpha}},
+		{"ChargeType PrePaid", func(r *ecd.DescribeDesktopsRequest) { r.ChargeType = "PrePaid" }, []string{delta}},
+		{"PolicyGroupId", func(r *ecd.DescribeDesktopsRequest) { r.PolicyGroupId = "pg-2" }, []string{delta}},
+		{"ImageId.N", func(r *ecd.DescribeDesktopsRequest) { r.ImageId = &[]string{"m-1", "m-2"} }, []string{delta}},
+		{"DesktopStatusList.N", func(r *ecd.DescribeDesktopsRequest) { r.DesktopStatusList = &[]string{"Stopped", "Starting"} }, []string{beta}},
+		{"DesktopStatusList.N and DesktopStatus", func(r *ecd.DescribeDesktopsRequest) {
+			r.DesktopStatusList, r.DesktopStatus = &[]string{"Stopped", "Running"}, "Running"
+		}, []string{delta, gamma, alpha}},
+		{"DesktopType", func(r *ecd.DescribeDesktopsRequest) { r.DesktopType = "eds.general.2c4g" }, []string{delta, gamma, beta, alpha}},
+		{"DesktopType other", func(r *ecd.DescribeDesktopsRequest) { r.DesktopType = "eds.graphics.16c" }, nil},
+		{"ProtocolType HDX", func(r *ecd.DescribeDesktopsRequest) { r.ProtocolType = "HDX" }, nil},
+		{"ProtocolType ASP", func(r *ecd.DescribeDesktopsRequest) { r.ProtocolType = "ASP" }, []string{delta, gamma, beta, alpha}},
+		{"ManagementFlag Updating", func(r *ecd.DescribeDesktopsRequest) { r.ManagementFlag = "Updating" }, nil},
+		{"ResourceGroupId other", func(r *ecd.DescribeDesktopsRequest) { r.ResourceGroupId = "rg-other" }, nil},
+	} {
+		if got := list(tc.set); !slices.Equal(got, tc.want) {
+			t.Errorf("DescribeDesktops %s = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	start := ecd.CreateStartDesktopsRequest()
+	e.point(start)
+	start.DesktopId = &[]string{beta}
+	if _, err := c.StartDesktops(start); err != nil {
+		t.Fatalf("StartDesktops: %v", err)
+	}
+	e.waitDesktop(c, beta, "Running")
 
 	sr := ecd.CreateCreateSnapshotRequest()
 	e.point(sr)

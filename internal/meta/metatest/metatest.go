@@ -214,6 +214,12 @@ func testInstanceAttributes(t *testing.T, s meta.Store) {
 			if i == 3 {
 				in.InstanceType = "ecs.c7.xlarge"
 			}
+			if i%2 == 0 {
+				in.Attrs = map[string]string{"Site": fmt.Sprintf("site-%d", i/2%2), "Plan": "paid"}
+			}
+			if i == 4 { // Stopping until t0+1h, then Stopped
+				in.Status, in.TargetStatus, in.SettleAt = "Stopping", "Stopped", t0.Add(time.Hour)
+			}
 			if err := tx.PutInstance(in); err != nil {
 				return err
 			}
@@ -240,6 +246,15 @@ func testInstanceAttributes(t *testing.T, s meta.Store) {
 			{"created from", meta.InstanceFilter{CreatedAfter: t0.Add(3 * time.Hour)}, "43"},
 			{"created until", meta.InstanceFilter{CreatedBefore: t0.Add(time.Hour)}, "10"},
 			{"combined", meta.InstanceFilter{NameGlob: "web*", ImageID: "img-0", CreatedAfter: t0.Add(time.Minute)}, "4"},
+			{"images", meta.InstanceFilter{ImageIDs: []string{"img-1", "img-9"}}, "31"},
+			{"no images", meta.InstanceFilter{ImageIDs: []string{}}, ""},
+			{"attribute", meta.InstanceFilter{Attrs: map[string]string{"Site": "site-0"}}, "40"},
+			{"attributes", meta.InstanceFilter{Attrs: map[string]string{"Site": "site-1", "Plan": "paid"}}, "2"},
+			{"absent attribute", meta.InstanceFilter{Attrs: map[string]string{"Site": ""}}, ""},
+			{"statuses", meta.InstanceFilter{Statuses: []string{"Stopping", "Pending"}, Now: t0}, "4"},
+			{"statuses settled", meta.InstanceFilter{Statuses: []string{"Stopped", "Running"}, Now: t0.Add(2 * time.Hour)}, "43210"},
+			{"statuses and status", meta.InstanceFilter{Statuses: []string{"Stopped", "Running"}, Status: "Stopped", Now: t0.Add(2 * time.Hour)}, "4"},
+			{"no statuses", meta.InstanceFilter{Statuses: []string{}}, ""},
 		} {
 			tc.f.AccountID = "acc1"
 			got, n, err := tx.ListInstances(tc.f)

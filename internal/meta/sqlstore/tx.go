@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -198,6 +200,33 @@ func (w *where) tags(idCol string, tags []meta.TagFilter) {
 func (w *where) effectiveStatus(status string, now time.Time) {
 	if status != "" {
 		w.add("(CASE WHEN settle_at > 0 AND settle_at <= ? THEN target_status ELSE status END) = ?", nanos(now), status)
+	}
+}
+
+// effectiveStatusIn keeps the rows whose status as of now is one of
+// statuses; nil keeps every row.
+func (w *where) effectiveStatusIn(statuses []string, now time.Time) {
+	if statuses == nil {
+		return
+	}
+	if len(statuses) == 0 {
+		w.add("1 = 0")
+		return
+	}
+	args := []any{nanos(now)}
+	for _, s := range statuses {
+		args = append(args, s)
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(statuses)), ",")
+	w.add("(CASE WHEN settle_at > 0 AND settle_at <= ? THEN target_status ELSE status END) IN ("+ph+")", args...)
+}
+
+// attrs keeps the rows whose JSON record holds each attribute (under
+// Attrs) with the given value, in key order.
+func (w *where) attrs(attrs map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		path, _ := json.Marshal(k) // a quoted JSON path member
+		w.add("json_extract(data, ?) = ?", "$.Attrs."+string(path), attrs[k])
 	}
 }
 
