@@ -89,6 +89,18 @@ func (s *Server) SetReady(f func() bool) { s.ready = f }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every request's body must arrive within BodyTimeout: API requests
+	// are small (MaxBody), and a client that trickles a body, or declares
+	// one it never sends, does not hold a connection for long, whatever
+	// the path (net/http reads an unread body after the handler returns).
+	// A mounted handler may lift the deadline once it has authenticated a
+	// long upload. (net/http lifts the deadline when the body is read,
+	// before its background read that notices a client going away, so a
+	// long action keeps its context; there is no write deadline, since an
+	// action may work longer before it replies.)
+	if s.opts.BodyTimeout > 0 {
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
+	}
 	if r.URL.Path == "/healthz" {
 		if !s.ready() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
@@ -99,14 +111,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.serveMounted(w, r) {
 		return
-	}
-	// API requests are small (MaxBody): a client that trickles its body
-	// does not hold a connection for long. (net/http lifts the deadline
-	// when the body is read, before its background read that notices a
-	// client going away, so a long action keeps its context; there is no
-	// write deadline, since an action may work longer before it replies.)
-	if s.opts.BodyTimeout > 0 {
-		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.opts.BodyTimeout))
 	}
 	if strings.HasPrefix(r.URL.Path, apsaraPrefix) {
 		s.serveApsara(w, r)
@@ -254,13 +258,18 @@ func (s *Server) authenticate(r *http.Request) (*call, error) {
 			return nil, err
 		}
 	}
+	// An RPC signature covers the parameters only, so the action and
+	// version come from them; an ACS3 one may name them in its signed
+	// x-acs-action and x-acs-version headers instead.
 	c.action = c.params.Get("Action")
-	if c.action == "" {
-		c.action = r.Header.Get("x-acs-action")
-	}
 	c.version = c.params.Get("Version")
-	if c.version == "" {
-		c.version = r.Header.Get("x-acs-version")
+	if signed.Scheme == signature.SchemeACS3 {
+		if c.action == "" {
+			c.action = r.Header.Get("x-acs-action")
+		}
+		if c.version == "" {
+			c.version = r.Header.Get("x-acs-version")
+		}
 	}
 	return c, nil
 }

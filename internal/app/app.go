@@ -200,14 +200,15 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		return fail(err)
 	}
 	if cfg.Admin {
-		h.Register(api.AdminVersion, dataAdmin(eng, a.registry, cfg.Log))
+		h.Register(api.AdminVersion, dataAdmin(eng, store, a.registry, cfg.Log))
 	}
 	a.nbd = nbd.NewServer(exports{svc: svc, eng: eng}, cfg.Log, cfg.NBDLimits)
 	eng.OnOffline(a.nbd.Disconnect)
 	// Idle keep-alive connections are closed after two minutes; API
 	// requests bound the time their body takes to arrive (api.Options
 	// BodyTimeout; the registry's uploads may take longer).
-	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	a.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10} // Alibaba requests carry a few KiB of headers at most
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.wg.Add(4)

@@ -10,6 +10,7 @@ import (
 	"github.com/snapstack/snapstack/internal/apierr"
 	"github.com/snapstack/snapstack/internal/ecs"
 	"github.com/snapstack/snapstack/internal/engine"
+	"github.com/snapstack/snapstack/internal/meta"
 	"github.com/snapstack/snapstack/internal/nbd"
 	"github.com/snapstack/snapstack/internal/param"
 	"github.com/snapstack/snapstack/internal/registry"
@@ -90,12 +91,22 @@ type CollectResponse struct {
 
 // dataAdmin are the admin actions of the data plane; reg is the embedded
 // registry (nil: none).
-func dataAdmin(eng *engine.Engine, reg *registry.Registry, log *slog.Logger) map[string]api.Handler {
+func dataAdmin(eng *engine.Engine, store meta.Store, reg *registry.Registry, log *slog.Logger) map[string]api.Handler {
 	return map[string]api.Handler{
 		"VerifySnapshot": func(ctx context.Context, c ecs.Caller, p param.Values) (any, error) {
 			id, err := p.Required("SnapshotId")
 			if err != nil {
 				return nil, err
+			}
+			// A caller verifies its own account's snapshots only.
+			err = store.View(ctx, func(tx meta.Tx) error {
+				_, err := tx.GetSnapshot(c.AccountID, id)
+				return err
+			})
+			if errors.Is(err, meta.ErrNotFound) {
+				return nil, apierr.SnapshotNotFound
+			} else if err != nil {
+				return nil, apierr.Internal(err)
 			}
 			n, verr := eng.Verify(ctx, id)
 			r := &VerifyResponse{SnapshotId: id, CheckedChunks: n.Chunks, CheckedObjects: n.Objects, DamagedChunks: n.Damaged, Healthy: verr == nil}

@@ -53,6 +53,9 @@ func (s *Service) SetState(ctx context.Context, c Caller, p param.Values) (any, 
 			if id == "" {
 				id = c.AccountID
 			}
+			if id != c.AccountID { // an account sets its own states only
+				return apierr.InvalidParameter("ResourceId", "No such account.")
+			}
 			a, err := tx.GetAccount(id)
 			if errors.Is(err, meta.ErrNotFound) {
 				return apierr.InvalidParameter("ResourceId", "No such account.")

@@ -83,9 +83,18 @@ func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		if !ok || !g.opts.Authenticate(r.Context(), user, pass) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="snapstack"`)
+			if r.ContentLength != 0 {
+				// The body is not read: close rather than drain it.
+				w.Header().Set("Connection", "close")
+			}
 			errUnauthorized.write(w)
 			return
 		}
+	}
+	// The server in front may bound the time a body takes to arrive (the
+	// API's BodyTimeout); an authenticated layer upload may take longer.
+	if r.Method == http.MethodPatch || r.Method == http.MethodPut || r.Method == http.MethodPost {
+		http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
 	if e := g.route(w, r); e != nil {
 		e.write(w)
