@@ -60,6 +60,12 @@ func (e *Engine) StartSnapshot(ctx context.Context, job ecs.SnapshotJob, report 
 			cancel()
 		}()
 		done, total, err := e.upload(uctx, job, v, report)
+		if err != nil && e.bg.Err() != nil {
+			// Stopped by Close: the snapshot stays in progress, and the
+			// next start resumes its upload.
+			e.log.Info("snapshot upload interrupted by shutdown; it resumes at the next start", "snapshot", job.SnapshotID)
+			return
+		}
 		if err != nil {
 			e.log.Error("snapshot upload failed", "snapshot", job.SnapshotID, "err", err)
 		}
