@@ -35,10 +35,13 @@ const (
 // Errors of EDS. The EDS documents publish no per-action codes; these
 // follow the ECS style and are listed in docs/compatibility.md.
 var (
-	errDesktopNotFound   = apierr.New("InvalidDesktopId.NotFound", 404, "The specified desktop does not exist.")
-	errDesktopStatus     = apierr.New("IncorrectDesktopStatus", 403, "The current status of the desktop does not support this operation.")
-	errSnapshotNotFound  = apierr.New("InvalidSnapshotId.NotFound", 404, "The specified snapshot does not exist.")
-	errSnapshotNotReady  = apierr.New("InvalidSnapshotId.NotReady", 403, "The specified snapshot has not completed yet.")
+	errDesktopNotFound  = apierr.New("InvalidDesktopId.NotFound", 404, "The specified desktop does not exist.")
+	errDesktopStatus    = apierr.New("IncorrectDesktopStatus", 403, "The current status of the desktop does not support this operation.")
+	errSnapshotNotFound = apierr.New("InvalidSnapshotId.NotFound", 404, "The specified snapshot does not exist.")
+	errSnapshotNotReady = apierr.New("InvalidSnapshotId.NotReady", 403, "The specified snapshot has not completed yet.")
+	// errDiskBusy: the disk has a snapshot in progress, or is being reset
+	// (ECS's code for the same conditions).
+	errDiskBusy          = apierr.New("IncorrectDiskStatus", 403, "The disk has a snapshot in progress or is being reset.")
 	errSnapshotName      = apierr.New("InvalidSnapshotName.Malformed", 400, "The specified SnapshotName is wrongly formed.")
 	errDescription       = apierr.New("InvalidDescription.Malformed", 400, "The specified Description is wrongly formed.")
 	errSourceDiskType    = apierr.New("InvalidSourceDiskType.ValueNotSupported", 400, "The specified SourceDiskType is not valid. Valid values: system, data.")

@@ -326,17 +326,29 @@ func (s *Service) ResetSnapshot(ctx context.Context, c ecs.Caller, p param.Value
 		if d.Status != DesktopStopped {
 			return errDesktopStatus
 		}
-		if _, err := tx.GetDisk(c.AccountID, snap.DiskID); err != nil {
+		disk, err := tx.GetDisk(c.AccountID, snap.DiskID)
+		if err != nil {
 			return errSourceDiskMissing
 		}
+		// A snapshot of the disk still uploading would lose its local
+		// data to the reset; a reset under way is not begun twice.
+		if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, Product: Product, DiskID: disk.ID, Status: ecs.SnapProgressing}); err != nil {
+			return err
+		} else if n > 0 {
+			return errDiskBusy
+		}
+		ecs.SettleDisk(disk, s.core.Clock().Now())
+		if disk.Status == ecs.DiskReIniting {
+			return errDiskBusy
+		}
 		diskID = snap.DiskID
-		return nil
+		return ecs.BeginReset(tx, disk)
 	})
 	if err != nil {
 		return nil, wrap(err)
 	}
 	s.core.DataPlane().DiskOffline(diskID)
-	if err := s.core.DataPlane().RestoreDisk(ctx, diskID, id); err != nil {
+	if err := s.core.Restore(ctx, c.AccountID, diskID, id); err != nil {
 		return nil, apierr.Internal(err)
 	}
 	return &param.Response{}, nil

@@ -331,6 +331,12 @@ func (s *Service) StartInstance(ctx context.Context, c Caller, p param.Values) (
 		if inst.Status != InstanceStopped {
 			return apierr.InstanceIncorrectStatus
 		}
+		// Not while ResetDisk restores one of its disks.
+		if _, n, err := tx.ListDisks(meta.DiskFilter{AccountID: c.AccountID, InstanceID: inst.ID, Status: DiskReIniting, Now: s.clock.Now()}); err != nil {
+			return err
+		} else if n > 0 {
+			return apierr.IncorrectDiskStatus
+		}
 		inst.Status, inst.TargetStatus, inst.SettleAt = InstanceStarting, InstanceRunning, s.transition(s.clock.Now())
 		inst.StoppedMode = ""
 		return s.clearDeviceInvalid(tx, inst)
@@ -437,6 +443,11 @@ func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) 
 			return err
 		}
 		now := s.clock.Now()
+		for _, d := range disks {
+			if settleDisk(d, now); d.Status == DiskReIniting {
+				return apierr.IncorrectDiskStatus // ResetDisk is restoring it
+			}
+		}
 		for _, d := range disks {
 			if d.DeleteWithInstance {
 				if err := s.failSnapshotsOf(tx, d, "the source disk was released"); err != nil {

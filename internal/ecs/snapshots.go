@@ -386,9 +386,12 @@ func (s *Service) allSnapshots(ctx context.Context, status string) ([]*meta.Snap
 	return out, err
 }
 
-// Resume restarts the engine on every snapshot still in progress; call it
-// once at start.
+// Resume ends the disk resets a crash interrupted and restarts the engine
+// on every snapshot still in progress; call it once at start.
 func (s *Service) Resume(ctx context.Context) error {
+	if err := s.endInterruptedResets(ctx); err != nil {
+		return err
+	}
 	todo, err := s.allSnapshots(ctx, SnapProgressing)
 	if err != nil {
 		return err

@@ -181,17 +181,92 @@ func (s *Service) ResetDisk(ctx context.Context, c Caller, p param.Values) (any,
 		if dry {
 			return apierr.DryRunOperation
 		}
-		now := s.clock.Now()
-		d.TargetStatus, d.SettleAt, d.Status = d.Status, s.transition(now), DiskReIniting
-		return tx.PutDisk(d)
+		return BeginReset(tx, d)
 	})
 	if err != nil {
 		return nil, wrap(err)
 	}
-	if err := s.engine.RestoreDisk(ctx, diskID, snapID); err != nil {
+	if err := s.Restore(ctx, c.AccountID, diskID, snapID); err != nil {
 		return nil, apierr.Internal(err)
 	}
 	return &param.Response{}, nil
+}
+
+// BeginReset marks a disk ReIniting until the restore of a snapshot onto
+// it ends (Restore): meanwhile it is not exported over NBD, its instance
+// does not start, and nothing else changes it. Called in the transaction
+// that checked the reset is allowed.
+func BeginReset(tx meta.Tx, d *meta.Disk) error {
+	// No target status: the mark lasts until Restore ends it.
+	d.TargetStatus, d.SettleAt, d.Status = "", time.Time{}, DiskReIniting
+	return tx.PutDisk(d)
+}
+
+// restingStatus is the status a disk returns to after a reset.
+func restingStatus(d *meta.Disk) string {
+	if d.InstanceID != "" {
+		return DiskInUse
+	}
+	return DiskAvailable
+}
+
+// Restore restores snapshot snapID onto a disk marked by BeginReset and
+// ends the mark: after a restore the disk stays ReIniting for the usual
+// transition, after a failed one it returns to its status at once. A
+// crash between the two leaves the mark to Resume.
+func (s *Service) Restore(ctx context.Context, accountID, diskID, snapID string) error {
+	rerr := s.engine.RestoreDisk(ctx, diskID, snapID)
+	err := s.store.Update(context.WithoutCancel(ctx), func(tx meta.Tx) error {
+		d, err := tx.GetDisk(accountID, diskID)
+		if errors.Is(err, meta.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d.Status != DiskReIniting || d.TargetStatus != "" {
+			return nil
+		}
+		if rerr == nil {
+			d.TargetStatus, d.SettleAt = restingStatus(d), s.transition(s.clock.Now())
+		} else {
+			d.Status = restingStatus(d)
+		}
+		return tx.PutDisk(d)
+	})
+	if rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// endInterruptedResets ends the ReIniting marks a crash left (see
+// Restore): the restore either happened or not, atomically, and the
+// reset was never acknowledged.
+func (s *Service) endInterruptedResets(ctx context.Context) error {
+	return s.store.Update(ctx, func(tx meta.Tx) error {
+		accs, err := tx.ListAccounts()
+		if err != nil {
+			return err
+		}
+		for _, a := range accs {
+			list, _, err := tx.ListDisks(meta.DiskFilter{AccountID: a.ID, Product: meta.AnyProduct, Status: DiskReIniting, Now: s.clock.Now()})
+			if err != nil {
+				return err
+			}
+			for _, d := range list {
+				if d.TargetStatus != "" {
+					continue
+				}
+				s.log.Warn("a disk reset was interrupted; the disk is back in service", "disk", d.ID)
+				d.Status = restingStatus(d)
+				if err := tx.PutDisk(d); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // ExpireSnapshots releases every snapshot whose RetentionDays have passed
