@@ -169,7 +169,11 @@ func (e *Engine) CreateDisk(ctx context.Context, diskID string, size int64, snap
 	e.vols[diskID] = v
 	e.mu.Unlock()
 	if snapshotID != "" {
-		return e.RestoreDisk(ctx, diskID, snapshotID)
+		if err := e.RestoreDisk(ctx, diskID, snapshotID); err != nil {
+			// No record names the disk yet: nothing else would remove it.
+			e.DeleteDisk(context.WithoutCancel(ctx), diskID)
+			return err
+		}
 	}
 	return nil
 }
