@@ -172,6 +172,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	if _, err := svc.ReleaseOrphans(ctx); err != nil {
 		return fail(fmt.Errorf("release deleted snapshots' data: %w", err))
 	}
+	// ... and the volume of a disk being created or deleted.
+	if _, err := svc.ReleaseOrphanDisks(ctx); err != nil {
+		return fail(fmt.Errorf("remove volumes without a disk: %w", err))
+	}
 	keys := iam.New(store)
 	h := api.New(keys, func(err error) bool { return errors.Is(err, iam.ErrUnknownKey) }, cfg.Clock, cfg.Log, cfg.API)
 	h.Register(api.ECSVersion, api.ECSActions(svc))

@@ -27,6 +27,7 @@ func (e *recordingEngine) StartSnapshot(context.Context, SnapshotJob, func(Progr
 	return nil
 }
 func (e *recordingEngine) RestoreDisk(context.Context, string, string) error { return nil }
+func (e *recordingEngine) StoredDisks(context.Context) ([]string, error)     { return nil, nil }
 func (e *recordingEngine) StoredSnapshots(context.Context) ([]string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -91,6 +91,8 @@ type Engine interface {
 	// StoredSnapshots lists the snapshots whose data is stored (uploaded,
 	// or uploaded and not released yet).
 	StoredSnapshots(ctx context.Context) ([]string, error)
+	// StoredDisks lists the disks that have a volume.
+	StoredDisks(ctx context.Context) ([]string, error)
 }
 
 // SnapshotJob names the snapshot to take.

@@ -407,6 +407,41 @@ func (s *Service) Resume(ctx context.Context) error {
 	return nil
 }
 
+// ReleaseOrphanDisks removes the volumes of disks that have no record:
+// CreateDisk makes the volume before it commits the record, DeleteDisk
+// commits before it removes the volume, and a crash in between leaves a
+// volume nothing names (host space, and chunks its local manifests keep).
+// Call it at start, before any action runs. It returns the number
+// removed.
+func (s *Service) ReleaseOrphanDisks(ctx context.Context) (int, error) {
+	stored, err := s.engine.StoredDisks(ctx)
+	if err != nil || len(stored) == 0 {
+		return 0, err
+	}
+	var orphans []string
+	err = s.store.View(ctx, func(tx meta.Tx) error {
+		orphans = orphans[:0]
+		for _, id := range stored {
+			if _, err := tx.FindDisk(id); errors.Is(err, meta.ErrNotFound) {
+				orphans = append(orphans, id)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range orphans {
+		if err := s.engine.DeleteDisk(ctx, id); err != nil {
+			return i, err
+		}
+		s.log.Info("removed the volume of a disk without a record", "disk", id)
+	}
+	return len(orphans), nil
+}
+
 // ReleaseOrphans releases the stored data of snapshots that have no
 // record: DeleteSnapshot removes the record, then the data, and a crash
 // in between leaves data that nothing would ever release (its chunks

@@ -236,6 +236,21 @@ func (e *Engine) StoredSnapshots(ctx context.Context) ([]string, error) {
 	return ids, err
 }
 
+// StoredDisks lists the disks that have a volume.
+func (e *Engine) StoredDisks(ctx context.Context) ([]string, error) {
+	entries, err := os.ReadDir(e.dir)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, ent := range entries {
+		if ent.IsDir() && validID(ent.Name()) {
+			ids = append(ids, ent.Name())
+		}
+	}
+	return ids, nil
+}
+
 // DeleteSnapshot cancels an upload under way and deletes the manifest;
 // the collector reclaims chunks no other manifest needs.
 func (e *Engine) DeleteSnapshot(ctx context.Context, snapshotID string) error {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -77,14 +78,15 @@ func TestGracefulRestartResumesUpload(t *testing.T) {
 	}
 }
 
-// TestAuditOrphanVolumeNeverReleased: CreateDisk makes the volume before
+// TestOrphanVolumeIsRemovedAtStart: CreateDisk makes the volume before
 // the record is committed and DeleteDisk commits before removing it; a
-// crash in either window leaves a volume directory (up to the disk's
-// size of host space, and its local manifests keep chunks live) that no
-// record names. Nothing at start reconciles volumes with disk records.
-func TestAuditOrphanVolumeNeverReleased(t *testing.T) {
+// crash in either window leaves a volume directory (up to the disk's size
+// of host space, and its local manifests keep chunks live) that no record
+// names. The next start removes it, and only it.
+func TestOrphanVolumeIsRemovedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	e := start(t, dir)
+	_, _, data := e.runInstance()
 	// The crash window of CreateDisk: data made, record never committed.
 	if err := e.app.Engine.CreateDisk(t.Context(), "d-orphan", 1<<30, ""); err != nil {
 		t.Fatal(err)
@@ -93,7 +95,10 @@ func TestAuditOrphanVolumeNeverReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, dir)
-	if _, err := os.Stat(filepath.Join(dir, "volumes", "d-orphan", "volume.json")); err == nil {
-		t.Fatal("the volume of a disk without a record survives a restart (never released)")
+	if _, err := os.Stat(filepath.Join(dir, "volumes", "d-orphan", "volume.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the volume of a disk without a record survives a restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "volumes", data, "volume.json")); err != nil {
+		t.Errorf("the volume of a recorded disk: %v", err)
 	}
 }
