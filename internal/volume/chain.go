@@ -461,6 +461,22 @@ func (v *Volume) BaseID() string {
 	return v.st.Base
 }
 
+// hydrateFlushEvery is the number of chunks Hydrate copies between two
+// flushes of the bottom layer (its data, then the map of the clusters it
+// holds), so that a crash loses at most that much copying.
+const hydrateFlushEvery = 256
+
+// flushBottom makes the clusters copied into the bottom layer durable,
+// as Flush does for the head (a hydration holds bottomMu, so bottom is
+// still the bottom layer).
+func (v *Volume) flushBottom(bottom *layer) error {
+	v.flushMu.Lock()
+	defer v.flushMu.Unlock()
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return bottom.flush()
+}
+
 // Hydrate copies the clusters of the base that the bottom layer lacks
 // into it, chunk by chunk with workers goroutines reading the base and
 // hydrateWriters writing (want lists the chunkSize-byte chunks the base
@@ -526,6 +542,15 @@ func (v *Volume) Hydrate(ctx context.Context, base string, chunkSize int64, want
 		done++
 		if progress != nil {
 			progress(done)
+		}
+		if done%hydrateFlushEvery == 0 {
+			// What is copied stays copied across a crash too.
+			if err := v.flushBottom(bottom); err != nil {
+				select {
+				case errc <- err:
+				default: // another error already ends the hydration
+				}
+			}
 		}
 	}
 	for range workers {
@@ -618,6 +643,10 @@ feed:
 		}
 	}
 	if err != nil {
+		// Keep what was copied: a later Hydrate skips it.
+		if ferr := v.flushBottom(bottom); ferr != nil {
+			return errors.Join(err, ferr)
+		}
 		return err
 	}
 	v.mu.Lock()
