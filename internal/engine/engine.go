@@ -59,6 +59,8 @@ type Engine struct {
 	mu      sync.Mutex
 	vols    map[string]*volume.Volume
 	uploads map[string]context.CancelFunc // by snapshot ID
+	// hydrations stops the hydration of a disk, by disk ID.
+	hydrations map[string]*hydration
 	// diskLocks: disk ID -> *sync.Mutex serialising the disk's restores
 	// with each other and with the cleanup after its hydration.
 	diskLocks sync.Map
@@ -90,7 +92,7 @@ func New(dir string, blobs blob.Backend, write chunk.Compression, log *slog.Logg
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	e := &Engine{dir: dir, blobs: blobs, chunks: cs, log: log, workers: min(2*runtime.GOMAXPROCS(0), maxWorkers), vols: map[string]*volume.Volume{},
-		uploads: map[string]context.CancelFunc{}, bg: bg, cancel: cancel}
+		uploads: map[string]context.CancelFunc{}, hydrations: map[string]*hydration{}, bg: bg, cancel: cancel}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

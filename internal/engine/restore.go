@@ -67,6 +67,9 @@ func (e *Engine) RestoreDisk(ctx context.Context, diskID, snapshotID string) err
 	// the disk is not served (its instance is stopped), but the last
 	// connections may still be finishing their requests.
 	e.DiskOffline(diskID)
+	// The hydration of the previous base ends here (what it copied is of
+	// no use now), rather than making the Reset wait for it to finish.
+	e.stopHydration(diskID)
 	if err := v.Reset(snapshotID); err != nil {
 		return err
 	}
@@ -124,15 +127,31 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 		e.log.Error("hydrate: base manifest", "disk", diskID, "err", err)
 		return
 	}
+	ctx, cancel := context.WithCancel(e.bg)
+	h := &hydration{cancel: cancel}
+	e.mu.Lock()
+	if old := e.hydrations[diskID]; old != nil {
+		old.cancel()
+	}
+	e.hydrations[diskID] = h
+	e.mu.Unlock()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer func() {
+			cancel()
+			e.mu.Lock()
+			if e.hydrations[diskID] == h {
+				delete(e.hydrations, diskID)
+			}
+			e.mu.Unlock()
+		}()
 		start := time.Now()
 		want := hydrationOrder(m)
-		if err := v.Hydrate(e.bg, id, ChunkSize, want, e.workers, nil); err != nil {
-			// Stopped (the service stops; a restart resumes it), or
-			// superseded by another restore of the disk.
-			if !errors.Is(err, volume.ErrClosed) && !errors.Is(err, volume.ErrBaseChanged) && e.bg.Err() == nil {
+		if err := v.Hydrate(ctx, id, ChunkSize, want, e.workers, nil); err != nil {
+			// Stopped (the service stops, and a restart resumes it; or
+			// another restore of the disk stopped it), or superseded.
+			if !errors.Is(err, volume.ErrClosed) && !errors.Is(err, volume.ErrBaseChanged) && ctx.Err() == nil {
 				e.log.Error("hydrate", "disk", diskID, "err", err)
 			}
 			return
@@ -147,6 +166,19 @@ func (e *Engine) hydrate(diskID string, v *volume.Volume) {
 			os.Remove(e.localManifestPath(diskID, "base", id))
 		}
 	}()
+}
+
+// hydration is a hydration under way.
+type hydration struct{ cancel context.CancelFunc }
+
+// stopHydration stops the hydration of a disk, if one runs; Hydrate
+// returns after the chunks in flight.
+func (e *Engine) stopHydration(diskID string) {
+	e.mu.Lock()
+	if h := e.hydrations[diskID]; h != nil {
+		h.cancel()
+	}
+	e.mu.Unlock()
 }
 
 // hydrationOrder returns the chunks of m in the order a hydration reads
