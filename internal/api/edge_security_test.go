@@ -75,8 +75,8 @@ func TestRPCActionComesFromSignedParameters(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode == 200 || len(ran) > 0 {
-		t.Errorf("RPC request without Action ran %v (%d %s)", ran, resp.StatusCode, b)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `"Code":"MissingParameter"`) || len(ran) > 0 {
+		t.Errorf("RPC request without Action ran %v (%d %s); want 400 MissingParameter", ran, resp.StatusCode, b)
 	}
 }
 

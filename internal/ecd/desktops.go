@@ -237,7 +237,7 @@ func (s *Service) StartDesktops(ctx context.Context, c ecs.Caller, p param.Value
 		if d.Status != DesktopStopped {
 			return errDesktopStatus
 		}
-		if busy, err := s.resetting(tx, d); err != nil {
+		if busy, err := ecs.ResetUnderWay(tx, c.AccountID, d.ID, s.core.Clock().Now()); err != nil {
 			return err
 		} else if busy {
 			return errDiskBusy
@@ -245,23 +245,6 @@ func (s *Service) StartDesktops(ctx context.Context, c ecs.Caller, p param.Value
 		d.Status, d.TargetStatus, d.SettleAt = DesktopStarting, DesktopRunning, s.core.Deadline(s.core.Clock().Now())
 		return tx.PutInstance(d)
 	})
-}
-
-// resetting reports whether ResetSnapshot is restoring a disk of d.
-func (s *Service) resetting(tx meta.Tx, d *meta.Instance) (bool, error) {
-	sys, data, err := desktopDisks(tx, d)
-	if err != nil {
-		return false, err
-	}
-	for _, disk := range []*meta.Disk{sys, data} {
-		if disk != nil {
-			ecs.SettleDisk(disk, s.core.Clock().Now())
-			if disk.Status == ecs.DiskReIniting {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
 }
 
 // StopDesktops stops Running desktops (their disks stop being served).
@@ -283,7 +266,7 @@ func (s *Service) DeleteDesktops(ctx context.Context, c ecs.Caller, p param.Valu
 		case DesktopPending, DesktopStarting, DesktopStopping:
 			return errDesktopStatus
 		}
-		if busy, err := s.resetting(tx, d); err != nil {
+		if busy, err := ecs.ResetUnderWay(tx, c.AccountID, d.ID, s.core.Clock().Now()); err != nil {
 			return err
 		} else if busy {
 			return errDiskBusy

@@ -332,9 +332,9 @@ func (s *Service) ResetSnapshot(ctx context.Context, c ecs.Caller, p param.Value
 		}
 		// A snapshot of the disk still uploading would lose its local
 		// data to the reset; a reset under way is not begun twice.
-		if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, Product: Product, DiskID: disk.ID, Status: ecs.SnapProgressing}); err != nil {
+		if busy, err := ecs.SnapshotInProgress(tx, disk); err != nil {
 			return err
-		} else if n > 0 {
+		} else if busy {
 			return errDiskBusy
 		}
 		ecs.SettleDisk(disk, s.core.Clock().Now())

@@ -49,12 +49,25 @@ func (s *Service) DefaultResourceGroup(tx meta.Tx, c Caller) (string, error) {
 	return s.resourceGroup(tx, c, "")
 }
 
+// SnapshotInProgress reports whether disk d has a snapshot in progress.
+func SnapshotInProgress(tx meta.Tx, d *meta.Disk) (bool, error) {
+	_, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: d.AccountID, Product: d.Product, DiskID: d.ID, Status: SnapProgressing})
+	return n > 0, err
+}
+
+// ResetUnderWay reports whether a disk attached to an instance (of any
+// product) is being reset (BeginReset) as of now.
+func ResetUnderWay(tx meta.Tx, accountID, instanceID string, now time.Time) (bool, error) {
+	_, n, err := tx.ListDisks(meta.DiskFilter{AccountID: accountID, Product: meta.AnyProduct, InstanceID: instanceID, Status: DiskReIniting, Now: now})
+	return n > 0, err
+}
+
 // CheckSnapshotSlot applies the shared per-disk rules of a new manual
 // snapshot: no other snapshot of the disk in progress, and the quota.
 func (s *Service) CheckSnapshotSlot(tx meta.Tx, d *meta.Disk) error {
-	if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: d.AccountID, Product: d.Product, DiskID: d.ID, Status: SnapProgressing}); err != nil {
+	if busy, err := SnapshotInProgress(tx, d); err != nil {
 		return err
-	} else if n > 0 {
+	} else if busy {
 		return apierr.DiskCreatingSnapshot
 	}
 	if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: d.AccountID, Product: d.Product, DiskID: d.ID, Type: "user"}); err != nil {

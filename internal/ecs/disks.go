@@ -378,9 +378,9 @@ func (s *Service) DeleteDisk(ctx context.Context, c Caller, p param.Values) (any
 		if d.Status != DiskAvailable {
 			return apierr.IncorrectDiskStatus
 		}
-		if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, DiskID: d.ID, Status: SnapProgressing}); err != nil {
+		if busy, err := SnapshotInProgress(tx, d); err != nil {
 			return err
-		} else if n > 0 {
+		} else if busy {
 			return apierr.DiskDeletingCreatingSnap
 		}
 		return tx.DeleteDisk(c.AccountID, d.ID)

@@ -332,9 +332,9 @@ func (s *Service) StartInstance(ctx context.Context, c Caller, p param.Values) (
 			return apierr.InstanceIncorrectStatus
 		}
 		// Not while ResetDisk restores one of its disks.
-		if _, n, err := tx.ListDisks(meta.DiskFilter{AccountID: c.AccountID, InstanceID: inst.ID, Status: DiskReIniting, Now: s.clock.Now()}); err != nil {
+		if busy, err := ResetUnderWay(tx, c.AccountID, inst.ID, s.clock.Now()); err != nil {
 			return err
-		} else if n > 0 {
+		} else if busy {
 			return apierr.IncorrectDiskStatus
 		}
 		inst.Status, inst.TargetStatus, inst.SettleAt = InstanceStarting, InstanceRunning, s.transition(s.clock.Now())
@@ -443,10 +443,10 @@ func (s *Service) DeleteInstance(ctx context.Context, c Caller, p param.Values) 
 			return err
 		}
 		now := s.clock.Now()
-		for _, d := range disks {
-			if settleDisk(d, now); d.Status == DiskReIniting {
-				return apierr.IncorrectDiskStatus // ResetDisk is restoring it
-			}
+		if busy, err := ResetUnderWay(tx, c.AccountID, inst.ID, now); err != nil {
+			return err
+		} else if busy {
+			return apierr.IncorrectDiskStatus // ResetDisk is restoring a disk
 		}
 		for _, d := range disks {
 			if d.DeleteWithInstance {

@@ -170,9 +170,9 @@ func (s *Service) ResetDisk(ctx context.Context, c Caller, p param.Values) (any,
 				return apierr.InstanceIncorrectStatus
 			}
 		}
-		if _, n, err := tx.ListSnapshots(meta.SnapshotFilter{AccountID: c.AccountID, DiskID: d.ID, Status: SnapProgressing}); err != nil {
+		if busy, err := SnapshotInProgress(tx, d); err != nil {
 			return err
-		} else if n > 0 {
+		} else if busy {
 			return apierr.DiskHasUnfinishedSnapshot
 		}
 		if snap.Status != SnapAccomplished {
