@@ -600,6 +600,11 @@ func (v *Volume) Hydrate(ctx context.Context, base string, chunkSize int64, want
 	next := 0
 feed:
 	for len(pending) > 0 {
+		// A stop goes first: select picks at random among ready cases,
+		// and a stopped hydration must not keep handing out chunks.
+		if err = ctx.Err(); err != nil {
+			break
+		}
 		for next < len(want) && !pending[want[next]] {
 			next++
 		}
