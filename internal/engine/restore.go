@@ -85,7 +85,10 @@ func (e *Engine) diskLock(diskID string) *sync.Mutex {
 }
 
 // copyFromSealed copies the content of a snapshot that still has a sealed
-// layer in some local volume into dst, chunk by chunk, skipping zeroes.
+// layer in some local volume into dst: only the ranges the snapshot holds
+// data in (its layers' clusters, and the base's non-zero chunks), so that
+// the cost follows what was written, not the disk size; zero chunks
+// within them are skipped too.
 func (e *Engine) copyFromSealed(ctx context.Context, dst *volume.Volume, snapshotID string) error {
 	e.mu.Lock()
 	var src *volume.Volume
@@ -101,23 +104,50 @@ func (e *Engine) copyFromSealed(ctx context.Context, dst *volume.Volume, snapsho
 	}
 	buf := make([]byte, ChunkSize)
 	size := min(src.Size(), dst.Size())
-	for off := int64(0); off < size; off += ChunkSize {
+	type extent struct{ off, n int64 }
+	var data []extent
+	// The extents of a window are listed first (fn may not call the
+	// volume), then copied.
+	for win := int64(0); win < size; win += copyWindow {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p := buf[:min(int64(ChunkSize), size-off)]
-		if err := src.ReadSnapshotAt(snapshotID, p, off); err != nil {
+		data = data[:0]
+		pos := win
+		err := src.SnapshotExtents(snapshotID, win, min(copyWindow, size-win), func(n int64, hole, zero bool) bool {
+			if !zero {
+				data = append(data, extent{pos, n})
+			}
+			pos += n
+			return true
+		})
+		if err != nil {
 			return err
 		}
-		if chunk.IsZero(p) {
-			continue
-		}
-		if _, err := dst.WriteAt(p, off); err != nil {
-			return err
+		for _, x := range data {
+			for off := x.off; off < x.off+x.n; {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				p := buf[:min(int64(ChunkSize), x.off+x.n-off)]
+				if err := src.ReadSnapshotAt(snapshotID, p, off); err != nil {
+					return err
+				}
+				if !chunk.IsZero(p) {
+					if _, err := dst.WriteAt(p, off); err != nil {
+						return err
+					}
+				}
+				off += int64(len(p))
+			}
 		}
 	}
 	return dst.Flush()
 }
+
+// copyWindow is the span of a disk whose extents copyFromSealed lists at
+// a time, bounding the list.
+const copyWindow = 1 << 30
 
 // hydrate copies a volume's base in, in the background.
 func (e *Engine) hydrate(diskID string, v *volume.Volume) {

@@ -58,9 +58,28 @@ func (v *Volume) Extents(off, length int64, fn func(n int64, hole, zero bool) bo
 	if err := v.check(off, length); err != nil {
 		return err
 	}
+	return v.extents(off, length, len(v.layers), fn)
+}
+
+// SnapshotExtents is Extents of sealed snapshot id's content: the chain
+// up to and including its layer, and the base (see ReadSnapshotAt).
+func (v *Volume) SnapshotExtents(id string, off, length int64, fn func(n int64, hole, zero bool) bool) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if err := v.check(off, length); err != nil {
+		return err
+	}
+	i, err := v.sealedIndex(id)
+	if err != nil {
+		return err
+	}
+	return v.extents(off, length, i+1, fn)
+}
+
+// extents is Extents of layers[:top] and the base; v.mu is held.
+func (v *Volume) extents(off, length int64, top int, fn func(n int64, hole, zero bool) bool) error {
 	e := extentMerger{fn: fn, seeks: maxExtentSeeks}
 	end := off + length
-	top := len(v.layers)
 	limit := (end + ClusterSize - 1) / ClusterSize // first cluster past the range
 	for pos := off; pos < end && !e.stopped; {
 		c := pos / ClusterSize
