@@ -148,7 +148,15 @@ func (v *Volume) MarkUploaded(id string) error {
 		return err
 	}
 	v.st.Layers[i].Uploaded = true
-	return v.save()
+	if err := v.save(); err != nil {
+		v.st.Layers[i].Uploaded = false
+		if errors.Is(err, atomicfile.ErrNotDurable) {
+			// The chain on disk after a crash is not known.
+			v.fail(err)
+		}
+		return err
+	}
+	return nil
 }
 
 // Compact folds sealed layers into the bottom, lowest first, up to the
@@ -209,6 +217,11 @@ func (v *Volume) Compact() error {
 		}
 		if err := v.save(); err != nil {
 			v.st = prev
+			if errors.Is(err, atomicfile.ErrNotDurable) {
+				// volume.json may name either chain: keep the files of
+				// both, and refuse I/O until the volume is reopened.
+				v.fail(err)
+			}
 			v.mu.Unlock()
 			return err
 		}

@@ -148,8 +148,8 @@ func TestFailedFsyncIsSticky(t *testing.T) {
 }
 
 // When volume.json was replaced but its directory fsync failed, a crash
-// may bring back either chain. Seal and Reset must then keep the files
-// of both (the old code removed the new layers, so that the volume.json
+// may bring back either chain. Seal, Reset, MarkUploaded and Compact
+// must then keep the files of both (the old code removed the new layers, so that the volume.json
 // on disk could name files that no longer exist and the disk could not
 // be opened), and the volume must refuse I/O until it is reopened.
 func TestChainChangeOfUnknownDurability(t *testing.T) {
@@ -160,7 +160,7 @@ func TestChainChangeOfUnknownDurability(t *testing.T) {
 		return fmt.Errorf("%w: %w", atomicfile.ErrNotDurable, syscall.EIO)
 	}
 	a := bytes.Repeat([]byte{0xaa}, ClusterSize)
-	for _, step := range []string{"seal", "reset"} {
+	for _, step := range []string{"seal", "reset", "mark uploaded", "compact"} {
 		t.Run(step, func(t *testing.T) {
 			base := &memBase{data: bytes.Repeat([]byte{0xcc}, 1<<20)}
 			v := newVol(t, 1<<20, func(string) (Base, error) { return base, nil })
@@ -170,12 +170,27 @@ func TestChainChangeOfUnknownDurability(t *testing.T) {
 			if err := v.Flush(); err != nil {
 				t.Fatal(err)
 			}
+			if step == "mark uploaded" || step == "compact" {
+				if err := v.Seal("s-1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if step == "compact" {
+				if err := v.MarkUploaded("s-1"); err != nil {
+					t.Fatal(err)
+				}
+			}
 			v.writeState = notDurable
 			var err error
-			if step == "seal" {
+			switch step {
+			case "seal":
 				err = v.Seal("s-1")
-			} else {
+			case "reset":
 				err = v.Reset("s-base")
+			case "mark uploaded":
+				err = v.MarkUploaded("s-1")
+			case "compact":
+				err = v.Compact()
 			}
 			if !errors.Is(err, atomicfile.ErrNotDurable) {
 				t.Fatalf("%s: %v", step, err)
@@ -197,5 +212,34 @@ func TestChainChangeOfUnknownDurability(t *testing.T) {
 				t.Fatalf("reopened volume reads %#x at 0", got[0])
 			}
 		})
+	}
+}
+
+// A MarkUploaded whose volume.json was not written leaves the snapshot
+// not uploaded in memory too: it is not the parent of the next snapshot,
+// whose upload then carries its changes (the old code kept the mark, so
+// that a failed upload's layer passed for uploaded).
+func TestMarkUploadedFailureKeepsTheLayerUnuploaded(t *testing.T) {
+	v := newVol(t, 1<<20, nil)
+	if _, err := v.WriteAt([]byte{1}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Seal("s-1"); err != nil {
+		t.Fatal(err)
+	}
+	v.writeState = func(string, []byte, os.FileMode) error { return syscall.ENOSPC }
+	if err := v.MarkUploaded("s-1"); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("MarkUploaded: %v", err)
+	}
+	v.writeState = nil
+	if err := v.Seal("s-2"); err != nil {
+		t.Fatalf("the volume is usable after a plain failure: %v", err)
+	}
+	ch, err := v.Changed("s-2", ClusterSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Parent != "" || fmt.Sprint(ch.Chunks) != "[0]" {
+		t.Fatalf("changes of s-2: %+v, want s-1's write with no parent", ch)
 	}
 }
