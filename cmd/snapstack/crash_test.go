@@ -64,7 +64,7 @@ while True:
 	w := exec.Command(nbdsh, "-u", uri, "-c", script)
 	w.Env = append(os.Environ(), "PATH=/usr/bin:"+os.Getenv("PATH"))
 	stdout, _ := w.StdoutPipe()
-	w.Stderr = &strings.Builder{}
+	w.Stderr = &syncBuffer{}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

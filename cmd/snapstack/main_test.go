@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +43,26 @@ func freePort(t *testing.T) string {
 
 type proc struct {
 	cmd    *exec.Cmd
-	stdout *bytes.Buffer
+	stdout *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer that the process's output is copied into
+// while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func serve(t *testing.T, bin, data, addr string, extra ...string) *proc {
@@ -57,8 +77,8 @@ func serveWith(t *testing.T, bin, data, addr string, env []string, extra ...stri
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data}, extra...)...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, stdout: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = p.stdout, &bytes.Buffer{}
+	p := &proc{cmd: cmd, stdout: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = p.stdout, &syncBuffer{}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

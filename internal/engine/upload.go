@@ -150,6 +150,10 @@ func (e *Engine) upload(ctx context.Context, job ecs.SnapshotJob, v *volume.Volu
 	var ferr error
 feed:
 	for i := range ch.Chunks {
+		// A stop goes first (select picks at random among ready cases).
+		if ferr = ctx.Err(); ferr != nil {
+			break
+		}
 		select {
 		case work <- i:
 		case ferr = <-errc:

@@ -155,7 +155,8 @@ func TestBudgetCountsBufferMemory(t *testing.T) {
 	c, _, _ := dialGo(t, addr, "d", false)
 	c.send(cmdRead, 0, 0, 32<<20, nil)
 	c.send(cmdRead, 0, 32<<20, 32<<20, nil)
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "the first read", func() bool { return dev.reads.Load() >= 1 })
+	time.Sleep(200 * time.Millisecond) // a second read would have started by now
 	if n := dev.reads.Load(); n != 1 {
 		t.Fatalf("%d reads executed while the first reply was unread, want 1", n)
 	}
