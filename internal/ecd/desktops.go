@@ -2,6 +2,7 @@ package ecd
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -96,6 +97,10 @@ func (s *Service) CreateDesktops(ctx context.Context, c ecs.Caller, p param.Valu
 	if err != nil {
 		return nil, err
 	}
+	users, err := endUserIDs(p, "EndUserId")
+	if err != nil {
+		return nil, err
+	}
 	var tags []meta.Tag
 	for _, e := range p.List("Tag") {
 		if k, ok := e.Get("Key"); ok && k != "" {
@@ -138,7 +143,8 @@ func (s *Service) CreateDesktops(ctx context.Context, c ecs.Caller, p param.Valu
 				ImageID: p.String("ImageId"), InstanceType: "eds.general.2c4g", ResourceGroupID: rg, Status: DesktopPending,
 				TargetStatus: DesktopRunning, SettleAt: s.core.Deadline(now), CreatedAt: now, Tags: tags,
 				Attrs: map[string]string{"OfficeSiteId": p.String("OfficeSiteId"), "BundleId": p.String("BundleId"),
-					"PolicyGroupId": p.String("PolicyGroupId"), "ChargeType": chargeType(p)}}
+					"PolicyGroupId": p.String("PolicyGroupId"), "ChargeType": chargeType(p), attrEndUsers: meta.JoinList(users),
+					"SnapshotPolicyId": p.String("SnapshotPolicyId")}}
 			if err := tx.PutInstance(desk); err != nil {
 				return err
 			}
@@ -172,6 +178,28 @@ func chargeType(p param.Values) string {
 }
 
 // desktopIDs reads DesktopId.N (1..100).
+// attrEndUsers is the desktop attribute listing its end users
+// (meta.JoinList).
+const attrEndUsers = "EndUserIds"
+
+// endUserIDs returns the end-user IDs of list parameter name (EndUserId.N
+// or ExcludedEndUserId.N), without repeats.
+func endUserIDs(p param.Values, name string) ([]string, error) {
+	var ids []string
+	for _, id := range p.Strings(name) {
+		if id == "" || len(id) > 64 || strings.Contains(id, ",") {
+			return nil, errEndUserID
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 100 {
+		return nil, errEndUserID
+	}
+	return ids, nil
+}
+
 func desktopIDs(p param.Values, required bool) ([]string, error) {
 	ids := p.Strings("DesktopId")
 	if len(ids) > 100 {
@@ -307,7 +335,10 @@ type DesktopItem struct {
 	ImageId            string
 	BundleId           string
 	OfficeSiteId       string
+	OfficeSiteName     string
+	DirectoryId        string
 	PolicyGroupId      string
+	SnapshotPolicyId   string
 	ChargeType         string
 	CreationTime       string
 	StartTime          string
@@ -372,7 +403,7 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 	if ids != nil {
 		f.IDs = ids
 	}
-	for _, a := range []string{"OfficeSiteId", "PolicyGroupId", "ChargeType"} {
+	for _, a := range []string{"OfficeSiteId", "PolicyGroupId", "ChargeType", "SnapshotPolicyId"} {
 		if v := p.String(a); v != "" {
 			if f.Attrs == nil {
 				f.Attrs = map[string]string{}
@@ -380,10 +411,31 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 			f.Attrs[a] = v
 		}
 	}
+	users, err := endUserIDs(p, "EndUserId")
+	if err != nil {
+		return nil, err
+	}
+	excluded, err := endUserIDs(p, "ExcludedEndUserId")
+	if err != nil {
+		return nil, err
+	}
+	f.AttrAny = map[string][]string{attrEndUsers: users}
+	f.AttrNone = map[string][]string{attrEndUsers: excluded}
 	resp := &DescribeDesktopsResponse{Desktops: []DesktopItem{}}
+	onlyGroups, _, err := ecs.BoolParam(p, "OnlyDesktopGroup")
+	if err != nil {
+		return nil, err
+	}
 	if !osTypeMatches(p.Strings("OsTypes")...) || !oneOf(p.String("ProtocolType"), desktopProtocol) ||
-		!oneOf(p.String("ManagementFlag"), desktopFlag) {
+		!oneOf(p.String("ManagementFlag"), desktopFlag) || !sameSite(f.Attrs["OfficeSiteId"], p.String("DirectoryId")) ||
+		onlyGroups || unmodelled(p, "OfficeSiteName", "GroupId", "DesktopGroupId") {
 		return resp, nil
+	}
+	if dir := p.String("DirectoryId"); dir != "" {
+		if f.Attrs == nil {
+			f.Attrs = map[string]string{}
+		}
+		f.Attrs["OfficeSiteId"] = dir
 	}
 	err = s.core.Store().View(ctx, func(tx meta.Tx) error {
 		list, total, err := tx.ListInstances(f)
@@ -415,6 +467,24 @@ const (
 	desktopFlag     = "NoFlag"
 )
 
+// sameSite reports whether the OfficeSiteId and DirectoryId filters can
+// both hold: a desktop's DirectoryId is its OfficeSiteId (the older name
+// of the same thing), so two different values select none.
+func sameSite(site, dir string) bool {
+	return site == "" || dir == "" || site == dir
+}
+
+// unmodelled reports whether one of the filters on things no desktop of
+// snapstack has (an office site name, a desktop group) is given: such a filter selects none.
+func unmodelled(p param.Values, names ...string) bool {
+	for _, n := range names {
+		if p.String(n) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // oneOf reports whether a filter value matches a desktop's value (any
 // case); "" matches every desktop.
 func oneOf(want, have string) bool {
@@ -440,7 +510,8 @@ func desktopItem(d *meta.Instance, sys, data *meta.Disk) DesktopItem {
 		OsType: desktopOS, ImageId: d.ImageID, BundleId: d.Attrs["BundleId"], OfficeSiteId: d.Attrs["OfficeSiteId"],
 		PolicyGroupId: d.Attrs["PolicyGroupId"], ChargeType: d.Attrs["ChargeType"], CreationTime: ecs.MinuteString(d.CreatedAt),
 		StartTime: ecs.MinuteString(d.StartedAt), ConnectionStatus: "Disconnected", ProtocolType: desktopProtocol,
-		ManagementFlag: desktopFlag, ManagementFlags: []string{desktopFlag}, EndUserIds: []string{}, Disks: []DiskItem{}, Tags: []TagItem{}}
+		ManagementFlag: desktopFlag, ManagementFlags: []string{desktopFlag}, EndUserIds: meta.SplitList(d.Attrs[attrEndUsers]),
+		DirectoryId: d.Attrs["OfficeSiteId"], SnapshotPolicyId: d.Attrs["SnapshotPolicyId"], Disks: []DiskItem{}, Tags: []TagItem{}}
 	if sys != nil {
 		it.SystemDiskSize, it.SystemDiskCategory = sys.SizeGiB, sys.Category
 		it.Disks = append(it.Disks, DiskItem{DiskId: sys.ID, DiskType: "SYSTEM", DiskSize: sys.SizeGiB, PerformanceLevel: "PL0"})

@@ -49,6 +49,7 @@ var (
 	errAmount            = apierr.New("InvalidAmount", 400, "The specified Amount is not valid.")
 	errDiskSize          = apierr.New("InvalidDiskSize", 400, "The specified disk size is not valid.")
 	errTooManyDesktopIDs = apierr.New("InvalidDesktopId.Malformed", 400, "At most 100 desktop IDs can be specified.")
+	errEndUserID         = apierr.New("InvalidEndUserId.Malformed", 400, "The specified EndUserId is wrongly formed: at most 100 IDs of 1 to 64 characters, without commas.")
 	errSourceDiskMissing = apierr.New("InvalidSnapshotId.DiskNotFound", 403, "The disk the snapshot was taken from no longer exists.")
 )
 

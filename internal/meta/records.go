@@ -1,6 +1,9 @@
 package meta
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // AnyProduct in a filter's Product selects the records of every product.
 const AnyProduct = "*"
@@ -56,12 +59,17 @@ type InstanceFilter struct {
 	InstanceType string
 	// Attrs keeps the instances whose product attributes (Instance.Attrs)
 	// hold each of these values; an absent attribute matches no value.
-	Attrs           map[string]string
-	SecurityLocked  *bool     // nil: no filter
-	CreatedAfter    time.Time // zero: no lower bound
-	CreatedBefore   time.Time // zero: no upper bound
-	ResourceGroupID string
-	Tags            []TagFilter
+	Attrs map[string]string
+	// AttrAny keeps the instances whose list attribute (an Attrs value
+	// made by JoinList) holds at least one of the given values; an absent
+	// attribute holds none. AttrNone drops those whose list attribute
+	// holds any of them. A key with no values is no filter.
+	AttrAny, AttrNone map[string][]string
+	SecurityLocked    *bool     // nil: no filter
+	CreatedAfter      time.Time // zero: no lower bound
+	CreatedBefore     time.Time // zero: no upper bound
+	ResourceGroupID   string
+	Tags              []TagFilter
 	Page
 }
 
@@ -209,4 +217,22 @@ type IdempotencyToken struct {
 	ParamsHash string
 	ResultID   string
 	CreatedAt  time.Time
+}
+
+// JoinList makes the value of a list attribute (Instance.Attrs) from
+// values, which must not contain a comma; SplitList is its inverse.
+func JoinList(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return "," + strings.Join(values, ",") + ","
+}
+
+// SplitList returns the values of a list attribute made by JoinList.
+func SplitList(attr string) []string {
+	attr = strings.Trim(attr, ",")
+	if attr == "" {
+		return []string{}
+	}
+	return strings.Split(attr, ",")
 }

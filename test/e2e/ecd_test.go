@@ -487,6 +487,7 @@ func TestEDSListings(t *testing.T) {
 	e.point(cr)
 	cr.OfficeSiteId, cr.BundleId, cr.DesktopName = "cn-hangzhou+dir-2", "b-default", "delta"
 	cr.ChargeType, cr.PolicyGroupId, cr.ImageId = "PrePaid", "pg-2", "m-2"
+	cr.EndUserId, cr.SnapshotPolicyId = &[]string{"alice", "bob", "alice"}, "sp-1"
 	cr.QueryParams["SystemDiskSize"], cr.QueryParams["DataDiskSize"] = "1", "1"
 	created, err := c.CreateDesktops(cr)
 	if err != nil {
@@ -523,11 +524,35 @@ func TestEDSListings(t *testing.T) {
 		{"ProtocolType ASP", func(r *ecd.DescribeDesktopsRequest) { r.ProtocolType = "ASP" }, []string{delta, gamma, beta, alpha}},
 		{"ManagementFlag Updating", func(r *ecd.DescribeDesktopsRequest) { r.ManagementFlag = "Updating" }, nil},
 		{"ResourceGroupId other", func(r *ecd.DescribeDesktopsRequest) { r.ResourceGroupId = "rg-other" }, nil},
+		{"EndUserId.N", func(r *ecd.DescribeDesktopsRequest) { r.EndUserId = &[]string{"carol", "bob"} }, []string{delta}},
+		{"EndUserId.N none assigned", func(r *ecd.DescribeDesktopsRequest) { r.EndUserId = &[]string{"carol", "ali"} }, nil},
+		{"ExcludedEndUserId.N", func(r *ecd.DescribeDesktopsRequest) { r.ExcludedEndUserId = &[]string{"alice"} }, []string{gamma, beta, alpha}},
+		{"DirectoryId", func(r *ecd.DescribeDesktopsRequest) { r.DirectoryId = "cn-hangzhou+dir-2" }, []string{delta}},
+		{"DirectoryId and another OfficeSiteId", func(r *ecd.DescribeDesktopsRequest) {
+			r.DirectoryId, r.OfficeSiteId = "cn-hangzhou+dir-2", "cn-hangzhou+dir-1"
+		}, nil},
+		{"SnapshotPolicyId", func(r *ecd.DescribeDesktopsRequest) { r.SnapshotPolicyId = "sp-1" }, []string{delta}},
+		{"OfficeSiteName", func(r *ecd.DescribeDesktopsRequest) { r.OfficeSiteName = "hq" }, nil},
+		{"DesktopGroupId", func(r *ecd.DescribeDesktopsRequest) { r.DesktopGroupId = "dg-1" }, nil},
+		{"OnlyDesktopGroup", func(r *ecd.DescribeDesktopsRequest) { r.OnlyDesktopGroup = "true" }, nil},
+		{"FilterDesktopGroup", func(r *ecd.DescribeDesktopsRequest) { r.FilterDesktopGroup = "true" }, []string{delta, gamma, beta, alpha}},
 	} {
 		if got := list(tc.set); !slices.Equal(got, tc.want) {
 			t.Errorf("DescribeDesktops %s = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	dr := ecd.CreateDescribeDesktopsRequest()
+	e.point(dr)
+	dr.DesktopId = &[]string{delta}
+	if resp, err := c.DescribeDesktops(dr); err != nil || len(resp.Desktops) != 1 {
+		t.Errorf("DescribeDesktops delta: %v", err)
+	} else if d := resp.Desktops[0]; !slices.Equal(d.EndUserIds, []string{"alice", "bob"}) || d.DirectoryId != "cn-hangzhou+dir-2" ||
+		d.SnapshotPolicyId != "sp-1" {
+		t.Errorf("delta: EndUserIds %v, DirectoryId %q, SnapshotPolicyId %q", d.EndUserIds, d.DirectoryId, d.SnapshotPolicyId)
+	}
+	dr.EndUserId = &[]string{"a,b"}
+	_, err = c.DescribeDesktops(dr)
+	wantLegacyError(t, err, 400, "InvalidEndUserId.Malformed")
 	start := ecd.CreateStartDesktopsRequest()
 	e.point(start)
 	start.DesktopId = &[]string{beta}

@@ -217,6 +217,13 @@ func testInstanceAttributes(t *testing.T, s meta.Store) {
 			if i%2 == 0 {
 				in.Attrs = map[string]string{"Site": fmt.Sprintf("site-%d", i/2%2), "Plan": "paid"}
 			}
+			users := [][]string{{"ann", "bob"}, {"bob"}, {}, {"annie"}, nil}[i]
+			if users != nil {
+				if in.Attrs == nil {
+					in.Attrs = map[string]string{}
+				}
+				in.Attrs["Users"] = meta.JoinList(users)
+			}
 			if i == 4 { // Stopping until t0+1h, then Stopped
 				in.Status, in.TargetStatus, in.SettleAt = "Stopping", "Stopped", t0.Add(time.Hour)
 			}
@@ -251,6 +258,12 @@ func testInstanceAttributes(t *testing.T, s meta.Store) {
 			{"attribute", meta.InstanceFilter{Attrs: map[string]string{"Site": "site-0"}}, "40"},
 			{"attributes", meta.InstanceFilter{Attrs: map[string]string{"Site": "site-1", "Plan": "paid"}}, "2"},
 			{"absent attribute", meta.InstanceFilter{Attrs: map[string]string{"Site": ""}}, ""},
+			{"list holds one", meta.InstanceFilter{AttrAny: map[string][]string{"Users": {"ann"}}}, "0"},
+			{"list holds any", meta.InstanceFilter{AttrAny: map[string][]string{"Users": {"bob", "annie"}}}, "310"},
+			{"list value is no prefix", meta.InstanceFilter{AttrAny: map[string][]string{"Users": {"an", "nnie"}}}, ""},
+			{"list holds none", meta.InstanceFilter{AttrNone: map[string][]string{"Users": {"bob"}}}, "432"},
+			{"list any and none", meta.InstanceFilter{AttrAny: map[string][]string{"Users": {"bob"}}, AttrNone: map[string][]string{"Users": {"ann"}}}, "1"},
+			{"list without values", meta.InstanceFilter{AttrAny: map[string][]string{"Users": {}}}, "43210"},
 			{"statuses", meta.InstanceFilter{Statuses: []string{"Stopping", "Pending"}, Now: t0}, "4"},
 			{"statuses settled", meta.InstanceFilter{Statuses: []string{"Stopped", "Running"}, Now: t0.Add(2 * time.Hour)}, "43210"},
 			{"statuses and status", meta.InstanceFilter{Statuses: []string{"Stopped", "Running"}, Status: "Stopped", Now: t0.Add(2 * time.Hour)}, "4"},

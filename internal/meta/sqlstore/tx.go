@@ -230,6 +230,29 @@ func (w *where) attrs(attrs map[string]string) {
 	}
 }
 
+// attrLists keeps (none false) or drops (none true) the rows whose list
+// attribute (meta.JoinList) holds one of the values, key by key.
+func (w *where) attrLists(lists map[string][]string, none bool) {
+	for _, k := range slices.Sorted(maps.Keys(lists)) {
+		vals := lists[k]
+		if len(vals) == 0 {
+			continue
+		}
+		path, _ := json.Marshal(k)
+		var ors []string
+		var args []any
+		for _, v := range vals {
+			ors = append(ors, "instr(coalesce(json_extract(data, ?), ''), ?) > 0")
+			args = append(args, "$.Attrs."+string(path), ","+v+",")
+		}
+		cond := "(" + strings.Join(ors, " OR ") + ")"
+		if none {
+			cond = "NOT " + cond
+		}
+		w.add(cond, args...)
+	}
+}
+
 func (w *where) sql() string {
 	if len(w.conds) == 0 {
 		return ""
