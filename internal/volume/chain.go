@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sync"
 	"syscall"
-
-	"github.com/snapstack/snapstack/internal/atomicfile"
 )
 
 // Seal fixes the content of the volume as of now as snapshot id: it waits
@@ -38,13 +36,10 @@ func (v *Volume) Seal(id string) error {
 	prev := v.st
 	v.st.Layers = append(append([]layerInfo(nil), v.st.Layers...), layerInfo{File: nh.name})
 	v.st.Layers[len(v.st.Layers)-2].Snapshot = id
-	if err := v.save(); err != nil {
-		v.st = prev
-		if errors.Is(err, atomicfile.ErrNotDurable) {
-			v.fail(err) // volume.json may name nh: keep its files
-			return err
+	if unknown, err := v.commit(prev); err != nil {
+		if !unknown { // else volume.json may name nh: keep its files
+			nh.remove(v.dir)
 		}
-		nh.remove(v.dir)
 		return err
 	}
 	v.layers = append(v.layers, nh)
@@ -147,16 +142,11 @@ func (v *Volume) MarkUploaded(id string) error {
 	if err != nil {
 		return err
 	}
+	prev := v.st
+	v.st.Layers = slices.Clone(v.st.Layers)
 	v.st.Layers[i].Uploaded = true
-	if err := v.save(); err != nil {
-		v.st.Layers[i].Uploaded = false
-		if errors.Is(err, atomicfile.ErrNotDurable) {
-			// The chain on disk after a crash is not known.
-			v.fail(err)
-		}
-		return err
-	}
-	return nil
+	_, err = v.commit(prev)
+	return err
 }
 
 // Compact folds sealed layers into the bottom, lowest first, up to the
@@ -215,13 +205,9 @@ func (v *Volume) Compact() error {
 		if merged.Snapshot != "" && merged.Uploaded {
 			v.st.Merged = merged.Snapshot
 		}
-		if err := v.save(); err != nil {
-			v.st = prev
-			if errors.Is(err, atomicfile.ErrNotDurable) {
-				// volume.json may name either chain: keep the files of
-				// both, and refuse I/O until the volume is reopened.
-				v.fail(err)
-			}
+		if _, err := v.commit(prev); err != nil {
+			// Nothing is removed before the commit: the files of both
+			// chains are there either way.
 			v.mu.Unlock()
 			return err
 		}
@@ -293,11 +279,8 @@ func (v *Volume) Reset(id string) error {
 	prev := v.st
 	v.st.Layers = []layerInfo{{File: fresh[0].name}, {File: fresh[1].name}}
 	v.st.Base, v.st.Merged = id, id
-	if err := v.save(); err != nil {
-		v.st = prev
-		if errors.Is(err, atomicfile.ErrNotDurable) {
-			v.fail(err) // volume.json may name the fresh layers: keep them
-		} else {
+	if unknown, err := v.commit(prev); err != nil {
+		if !unknown { // else volume.json may name the fresh layers: keep them
 			for _, f := range fresh {
 				f.remove(v.dir)
 			}

@@ -185,6 +185,24 @@ func (v *Volume) save() error {
 	return write(filepath.Join(v.dir, "volume.json"), raw, 0o600)
 }
 
+// commit saves a change of the chain (v.st, changed from prev). If the
+// save fails, v.st is prev again. When volume.json may or may not have
+// been replaced (atomicfile.ErrNotDurable), a crash may bring back
+// either chain: the volume then fails (no I/O until it is reopened),
+// and unknown tells the caller to keep the files of both. The caller
+// holds v.mu for writing; prev must share no slice v.st's change wrote.
+func (v *Volume) commit(prev state) (unknown bool, err error) {
+	if err := v.save(); err != nil {
+		v.st = prev
+		if errors.Is(err, atomicfile.ErrNotDurable) {
+			v.fail(err)
+			return true, err
+		}
+		return false, err
+	}
+	return false, nil
+}
+
 // Size returns the size in bytes.
 func (v *Volume) Size() int64 { return v.st.Size }
 
