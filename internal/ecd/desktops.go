@@ -177,7 +177,6 @@ func chargeType(p param.Values) string {
 	return "PostPaid"
 }
 
-// desktopIDs reads DesktopId.N (1..100).
 // attrEndUsers is the desktop attribute listing its end users
 // (meta.JoinList).
 const attrEndUsers = "EndUserIds"
@@ -200,6 +199,7 @@ func endUserIDs(p param.Values, name string) ([]string, error) {
 	return ids, nil
 }
 
+// desktopIDs reads DesktopId.N (1..100).
 func desktopIDs(p param.Values, required bool) ([]string, error) {
 	ids := p.Strings("DesktopId")
 	if len(ids) > 100 {
@@ -403,11 +403,9 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 	if ids != nil {
 		f.IDs = ids
 	}
+	f.Attrs = map[string]string{}
 	for _, a := range []string{"OfficeSiteId", "PolicyGroupId", "ChargeType", "SnapshotPolicyId"} {
 		if v := p.String(a); v != "" {
-			if f.Attrs == nil {
-				f.Attrs = map[string]string{}
-			}
 			f.Attrs[a] = v
 		}
 	}
@@ -432,9 +430,6 @@ func (s *Service) DescribeDesktops(ctx context.Context, c ecs.Caller, p param.Va
 		return resp, nil
 	}
 	if dir := p.String("DirectoryId"); dir != "" {
-		if f.Attrs == nil {
-			f.Attrs = map[string]string{}
-		}
 		f.Attrs["OfficeSiteId"] = dir
 	}
 	err = s.core.Store().View(ctx, func(tx meta.Tx) error {
@@ -475,7 +470,8 @@ func sameSite(site, dir string) bool {
 }
 
 // unmodelled reports whether one of the filters on things no desktop of
-// snapstack has (an office site name, a desktop group) is given: such a filter selects none.
+// snapstack has (an office site name, a desktop group) is given: such a
+// filter selects none.
 func unmodelled(p param.Values, names ...string) bool {
 	for _, n := range names {
 		if p.String(n) != "" {
